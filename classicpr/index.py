@@ -1,0 +1,272 @@
+"""The Index: vocabulary + inverted file + direct index + image list + config.
+
+On disk an index is a folder::
+
+    INDEX/features/<image>.npz   per-image SIFT features (the resumable part of a build)
+    INDEX/index.npz              vocabulary, inverted file, direct index, names, config
+
+``index.npz`` is a versioned, checksummed container (no pickle). Building is resumable:
+images whose features are already in ``INDEX/features`` are not extracted again, and
+``Index.add`` appends images to an existing index.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .errors import ClassicPRError
+from .features import FeatureConfig, FeatureStore, extract_image, extract_to_store, rootsift
+from .invfile import InvertedFile, features_in_box
+from .io import PathLike, list_images, load_arrays, save_arrays
+from .parallel import run_parallel, single_threaded_opencv
+from .vocabulary import Vocabulary, default_vocabulary_size
+
+log = logging.getLogger("classicpr")
+
+INDEX_KIND = "classicpr.index"
+INDEX_VERSION = 1
+#: Images per chunk when assigning words and filling the inverted file; bounds peak memory.
+CHUNK = 500
+
+
+#: Images per joblib task when assigning words (amortises shipping the vocabulary).
+ASSIGN_BATCH = 25
+
+
+def _assign_batch(args) -> List[Tuple[str, np.ndarray, np.ndarray, Tuple[int, int]]]:
+    single_threaded_opencv()
+    names, store, vocab = args
+    out = []
+    for name in names:
+        kps, desc, size = store.load(name)
+        words = vocab.assign(rootsift(desc), n_jobs=1)
+        out.append((name, words, kps, size))
+    return out
+
+
+def sample_training_descriptors(store: FeatureStore, names: Sequence[str], total: int,
+                                seed: int = 0) -> np.ndarray:
+    """Up to ``total`` RootSIFT descriptors drawn evenly from the images' stored features.
+
+    Returns
+    -------
+    (M, 128) float32 array.
+    """
+    rng = np.random.default_rng(seed)
+    per_image = max(1, total // max(len(names), 1))
+    parts = []
+    for name in names:
+        _, desc, _ = store.load(name)
+        if len(desc) > per_image:
+            desc = desc[np.sort(rng.choice(len(desc), per_image, replace=False))]
+        parts.append(desc)
+    if not parts:
+        return np.zeros((0, 128), np.float32)
+    return rootsift(np.concatenate(parts))
+
+
+class Index:
+    """A searchable pixel-retrieval index over a folder of images.
+
+    Attributes
+    ----------
+    names : list of str
+        Database image names (paths relative to ``image_dir``), index i = image id i.
+    image_dir : Path
+        Where the database images are (read only to compute masks).
+    vocabulary : Vocabulary
+    invfile : InvertedFile
+    feature_config : FeatureConfig
+    skipped : list of (name, reason)
+        Images that could not be indexed.
+    """
+
+    def __init__(self, vocabulary: Vocabulary, feature_config: FeatureConfig = FeatureConfig(),
+                 image_dir: Optional[PathLike] = None, root: Optional[PathLike] = None):
+        self.vocabulary = vocabulary
+        self.feature_config = feature_config
+        self.invfile = InvertedFile(vocabulary.size)
+        self.names: List[str] = []
+        self.image_dir = Path(image_dir) if image_dir is not None else None
+        self.root = Path(root) if root is not None else None
+        self.skipped: List[Tuple[str, str]] = []
+        self.timing: Dict[str, float] = {}
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def build(cls, image_dir: PathLike, root: PathLike, names: Optional[Sequence[str]] = None,
+              vocabulary: Optional[Vocabulary] = None, vocab_size: Optional[int] = None,
+              feature_config: FeatureConfig = FeatureConfig(), seed: int = 0,
+              n_jobs: Optional[int] = None, progress: bool = True) -> "Index":
+        """Extract features, train (or use) a vocabulary and index every image.
+
+        Parameters
+        ----------
+        image_dir : path-like
+            Folder of database images.
+        root : path-like
+            Index folder (created; holds the resumable feature store and ``index.npz``).
+        names : sequence of str, optional
+            Image names relative to ``image_dir`` (default: every image found, sorted).
+        vocabulary : Vocabulary, optional
+            A trained vocabulary; if None one of ``vocab_size`` words is trained on the
+            database itself (size from :func:`default_vocabulary_size` if None).
+        feature_config : FeatureConfig
+        seed : int
+            Seeds vocabulary training.
+        n_jobs : int, optional
+            Cores in all (None = all).
+        progress : bool
+            Show progress bars.
+        """
+        image_dir, root = Path(image_dir), Path(root)
+        if names is None:
+            names = list_images(image_dir)
+        if len(names) == 0:
+            raise ClassicPRError(f"no images to index in {image_dir}")
+        store = FeatureStore(root / "features", feature_config)
+        t0 = time.perf_counter()
+        done, skipped = extract_to_store(image_dir, names, store, n_jobs, progress)
+        t1 = time.perf_counter()
+        if not done:
+            raise ClassicPRError(f"none of the {len(names)} images in {image_dir} could be read")
+        if vocabulary is None:
+            train = sample_training_descriptors(store, done, 2_000_000, seed)
+            k = vocab_size or default_vocabulary_size(len(train))
+            k = min(k, len(train))
+            if k < 1:
+                raise ClassicPRError("no features found in any image; cannot train a vocabulary")
+            vocabulary = Vocabulary.train(train, k, seed=seed, n_jobs=n_jobs)
+        t2 = time.perf_counter()
+        index = cls(vocabulary, feature_config, image_dir, root)
+        index.skipped = list(skipped)
+        index._add_from_store(store, done, n_jobs, progress)
+        t3 = time.perf_counter()
+        index.timing = {"features_s": t1 - t0, "vocabulary_s": t2 - t1, "assign_index_s": t3 - t2}
+        index.save()
+        return index
+
+    def _add_from_store(self, store: FeatureStore, names: Sequence[str], n_jobs, progress):
+        for start in range(0, len(names), CHUNK):
+            chunk = names[start:start + CHUNK]
+            jobs = [(chunk[i:i + ASSIGN_BATCH], store, self.vocabulary)
+                    for i in range(0, len(chunk), ASSIGN_BATCH)]
+            results = [r for batch in run_parallel(_assign_batch, jobs, n_jobs, desc="words",
+                                                   progress=progress) for r in batch]
+            self.invfile.add([r[1] for r in results], [r[2] for r in results],
+                             [r[3] for r in results])
+            self.names.extend(r[0] for r in results)
+
+    def add(self, names: Sequence[str], n_jobs: Optional[int] = None, progress: bool = True
+            ) -> List[Tuple[str, str]]:
+        """Index more images of ``image_dir`` (already indexed names are ignored).
+
+        Returns the list of (name, reason) skipped.
+        """
+        if self.root is None or self.image_dir is None:
+            raise ClassicPRError("Index.add needs an index with a root folder and image_dir")
+        known = set(self.names)
+        new = [n for n in dict.fromkeys(names) if n not in known]
+        store = FeatureStore(self.root / "features", self.feature_config)
+        done, skipped = extract_to_store(self.image_dir, new, store, n_jobs, progress)
+        self._add_from_store(store, done, n_jobs, progress)
+        self.skipped.extend(skipped)
+        self.save()
+        return skipped
+
+    # ------------------------------------------------------------------ querying
+    def query_features(self, image: PathLike | np.ndarray, box=None
+                       ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Tuple[int, int]]:
+        """SIFT features of a query image restricted to its box, with their words.
+
+        Returns
+        -------
+        keypoints : (M, 4) float32, descriptors : (M, 128) uint8, words : (M,) int,
+        size : (width, height)
+        """
+        from .regions import validate_box
+        if isinstance(image, np.ndarray):
+            from .features import detect_sift
+            import cv2
+            gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+            size = (gray.shape[1], gray.shape[0])
+            f = min(1.0, self.feature_config.max_side / max(size))
+            small = cv2.resize(gray, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if f < 1 else gray
+            kps, desc = detect_sift(small, self.feature_config, small.shape[1] / size[0])
+        else:
+            kps, desc, size = extract_image(image, self.feature_config)
+        box = validate_box(box, size) if box is not None else None
+        inside = features_in_box(kps, box)
+        kps, desc = kps[inside], desc[inside]
+        words = self.vocabulary.assign(rootsift(desc), n_jobs=1)
+        return kps, desc, words, size
+
+    def retrieve(self, words: np.ndarray, top: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+        """Rank database images by tf-idf similarity to a bag of words.
+
+        Returns
+        -------
+        ids : (n,) int64 array, best first (all images if ``top`` is None)
+        scores : (n,) float32 array
+        """
+        scores = self.invfile.query(words)
+        n = len(scores)
+        if top is not None and top < n:
+            part = np.argpartition(-scores, top - 1)[:top]
+            order = part[np.lexsort((part, -scores[part]))]
+        else:
+            order = np.lexsort((np.arange(n), -scores))
+        return order.astype(np.int64), scores[order]
+
+    # ------------------------------------------------------------------ persistence
+    def nbytes_per_image(self) -> float:
+        """Resident bytes of the index (inverted file + direct index) per database image."""
+        return sum(self.invfile.nbytes().values()) / max(len(self.names), 1)
+
+    def save(self, root: Optional[PathLike] = None) -> Path:
+        """Write ``ROOT/index.npz`` atomically; returns its path."""
+        root = Path(root) if root is not None else self.root
+        if root is None:
+            raise ClassicPRError("Index.save needs a folder")
+        self.vocabulary._index()
+        arrays = dict(self.invfile.state())
+        arrays["centroids"] = self.vocabulary.centroids
+        if self.vocabulary._hnsw_blob is not None:
+            arrays["hnsw"] = np.asarray(self.vocabulary._hnsw_blob, np.uint8)
+        meta = {"names": self.names, "feature_config": dataclasses.asdict(self.feature_config),
+                "image_dir": str(self.image_dir.resolve()) if self.image_dir else None,
+                "skipped": [list(s) for s in self.skipped]}
+        path = root / "index.npz"
+        save_arrays(path, INDEX_KIND, INDEX_VERSION, arrays, meta)
+        return path
+
+    @classmethod
+    def load(cls, root: PathLike, image_dir: Optional[PathLike] = None) -> "Index":
+        """Open an index folder written by :meth:`build` / :meth:`save`.
+
+        Parameters
+        ----------
+        root : path-like
+            The index folder (or its ``index.npz``).
+        image_dir : path-like, optional
+            Override where the database images are (e.g. the index was copied elsewhere).
+        """
+        root = Path(root)
+        if root.is_file():
+            root = root.parent
+        arrays, meta = load_arrays(root / "index.npz", INDEX_KIND, INDEX_VERSION)
+        vocab = Vocabulary(arrays.pop("centroids"), arrays.pop("hnsw", None))
+        try:
+            cfg = FeatureConfig(**meta["feature_config"])
+        except (TypeError, KeyError, ValueError) as exc:
+            raise ClassicPRError(f"{root}/index.npz: bad feature config ({exc})") from None
+        idx = cls(vocab, cfg, image_dir or meta.get("image_dir"), root)
+        idx.invfile = InvertedFile.from_state(vocab.size, arrays)
+        idx.names = list(meta["names"])
+        idx.skipped = [tuple(s) for s in meta.get("skipped", [])]
+        return idx
