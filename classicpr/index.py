@@ -129,6 +129,19 @@ class Index:
             names = list_images(image_dir)
         if len(names) == 0:
             raise ClassicPRError(f"no images to index in {image_dir}")
+        if (root / "index.npz").is_file():
+            existing = cls.load(root, image_dir)
+            if existing.feature_config == feature_config and (
+                    vocabulary is None or np.array_equal(vocabulary.centroids,
+                                                         existing.vocabulary.centroids)):
+                known = set(existing.names) | {n for n, _ in existing.skipped}
+                new = [n for n in names if n not in known]
+                if new:
+                    log.info("index %s exists; adding %d new images", root, len(new))
+                    existing.add(new, n_jobs, progress)
+                else:
+                    log.info("index %s is complete; reusing it", root)
+                return existing
         store = FeatureStore(root / "features", feature_config)
         t0 = time.perf_counter()
         done, skipped = extract_to_store(image_dir, names, store, n_jobs, progress)
@@ -270,3 +283,28 @@ class Index:
         idx.names = list(meta["names"])
         idx.skipped = [tuple(s) for s in meta.get("skipped", [])]
         return idx
+
+    def query(self, image, box=None, top: Optional[int] = None, mask_top: Optional[int] = 20,
+              n_jobs: Optional[int] = 1, verify_config=None, mask_config=None):
+        """Pixel-retrieval query: ranked results with inliers, homography, polygon and mask.
+
+        Parameters
+        ----------
+        image : path-like or (H, W[, 3]) uint8 array
+        box : (4,) x1, y1, x2, y2, optional
+            The object in the query image (whole image if None).
+        top : int, optional
+            Number of results returned (default all).
+        mask_top : int, optional
+            Masks are computed for the first ``mask_top`` verified results (None = all).
+        n_jobs : int
+
+        Returns
+        -------
+        list of :class:`classicpr.pipeline.QueryResult`
+        """
+        from .masks import MaskConfig
+        from .pipeline import run_query
+        from .verify import VerifyConfig
+        return run_query(self, image, box, verify_config or VerifyConfig(),
+                         mask_config or MaskConfig(), top=top, mask_top=mask_top, n_jobs=n_jobs)

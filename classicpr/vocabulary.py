@@ -100,6 +100,21 @@ class Vocabulary:
             self._search = index
         return self._search
 
+    def assign_multi(self, descriptors: np.ndarray, k: int = 3, n_jobs: Optional[int] = 1
+                     ) -> np.ndarray:
+        """The ``k`` nearest words of every descriptor (query-side multiple assignment).
+
+        Returns
+        -------
+        (N, k) int64 array (entries may be -1 when the vocabulary has fewer than k words).
+        """
+        descriptors = np.ascontiguousarray(descriptors, dtype=np.float32)
+        if len(descriptors) == 0:
+            return np.zeros((0, k), np.int64)
+        _set_threads(n_jobs)
+        _, ids = self._index().search(descriptors, k)
+        return ids.astype(np.int64)
+
     def assign(self, descriptors: np.ndarray, n_jobs: Optional[int] = 1,
                exact: bool = False) -> np.ndarray:
         """Nearest visual word of every descriptor.

@@ -1,0 +1,251 @@
+"""A benchmark end to end: index, run every query, score, export in the official format.
+
+Also scores result files made by any method (``score_result_files``), so published numbers
+and classicpr's can be compared with the same code, in clean or official-quirks mode.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Tuple
+
+import cv2
+import numpy as np
+
+from .datasets import RevisitopDataset, load_label_polygons, load_revisitop
+from .errors import ClassicPRError
+from .index import Index
+from .io import PathLike, image_size, write_json, write_png
+from .masks import MaskConfig
+from .metrics import (Prediction, clean_pair_iou, clean_pixel_scores, image_map,
+                      official_pair_iou, official_pixel_scores)
+from .parallel import run_parallel
+from .pipeline import run_query
+from .verify import VerifyConfig
+
+log = logging.getLogger("classicpr")
+
+_INDEX_CACHE: Dict[str, Index] = {}
+
+
+def _cached_index(root: str, mtime: float) -> Index:
+    key = f"{root}@{mtime}"
+    if key not in _INDEX_CACHE:
+        _INDEX_CACHE.clear()
+        _INDEX_CACHE[key] = Index.load(root)
+    return _INDEX_CACHE[key]
+
+
+def check_benchmark(ds: RevisitopDataset, need_labels: bool, allow_missing: bool) -> RevisitopDataset:
+    """Say precisely what is missing from a benchmark folder; restrict to present images if allowed."""
+    miss = ds.missing_images()
+    n_db, n_q = len(miss["database"]), len(miss["queries"])
+    if n_db or n_q:
+        listing = ", ".join((miss["database"] + miss["queries"])[:10])
+        msg = (f"{ds.image_dir}: {n_db} of {len(ds.imlist)} database images and {n_q} of "
+               f"{len(ds.qimlist)} query images are missing (e.g. {listing})")
+        if not allow_missing:
+            raise ClassicPRError(msg + "; download them (classicpr download) or pass "
+                                 "--allow-missing to evaluate on the images present")
+        log.warning("%s; evaluating on the images present", msg)
+        ds = ds.restricted_to_present()
+    if need_labels and not ds.has_labels():
+        raise ClassicPRError(f"pixel labels missing: {ds.label_index_path()} not found")
+    return ds
+
+
+def _query_worker(args):
+    (index_root, mtime, image, box, vconf, mconf, label_paths, export_dir, q) = args
+    index = _cached_index(index_root, mtime)
+    timing: Dict[str, float] = {}
+    results = run_query(index, image, box, vconf, mconf, n_jobs=1, timing=timing)
+    ranking = np.array([r.image_id for r in results], np.int64)
+    polygons, ious = {}, {}
+    for r in results:
+        if not r.verified:
+            continue
+        polygons[r.image_id] = r.polygon.astype(np.float32)
+        if export_dir is not None:
+            write_png(Path(export_dir) / "masks" / f"{q}_{r.image_id}.png",
+                      r.mask.astype(np.uint8) * 255)
+    by_id = {r.image_id: r for r in results}
+    for i, lp in label_paths.items():
+        r = by_id.get(i)
+        polys = load_label_polygons(lp)
+        size = tuple(int(v) for v in index.invfile.sizes[i])
+        pred = Prediction(r.polygon, r.mask) if r is not None and r.verified else None
+        ious[i] = clean_pair_iou(pred, polys, size)
+    return q, ranking, polygons, ious, timing
+
+
+def pixel_metrics(ds: RevisitopDataset, ranks: np.ndarray,
+                  polygons: Mapping[Tuple[int, int], np.ndarray],
+                  clean_ious: Mapping[Tuple[int, int], Tuple[float, float]],
+                  official: bool) -> Tuple[dict, List[str]]:
+    """mIoU and pixel mAP (percent) in clean or official-quirks mode."""
+    if not official:
+        return clean_pixel_scores(ranks, ds.gnd, clean_ious), []
+    labels = ds.load_labels()
+    predicted, oious = {}, {}
+    for q, g in enumerate(ds.gnd):
+        for i in list(g.get("easy", [])) + list(g.get("hard", [])):
+            pts = polygons.get((q, int(i)))
+            if pts is not None and len(pts):
+                predicted[(q, int(i))] = True
+                lp = labels.get(f"{q}_{int(i)}")
+                if lp is None:
+                    raise ClassicPRError(f"no label for pair {q}_{i} in {ds.label_index_path()}")
+                oious[(q, int(i))] = official_pair_iou(pts, load_label_polygons(lp))
+    return official_pixel_scores(ds.name, ranks, ds.gnd, predicted, oious)
+
+
+def _positive_labels(ds: RevisitopDataset, labels: Mapping[str, Path], q: int) -> Dict[int, Path]:
+    out = {}
+    for i in list(ds.gnd[q].get("easy", [])) + list(ds.gnd[q].get("hard", [])):
+        key = f"{q}_{int(i)}"
+        if key not in labels:
+            raise ClassicPRError(f"no label for query-positive pair {key} in {ds.label_index_path()}")
+        out[int(i)] = labels[key]
+    return out
+
+
+def evaluate_benchmark(root: PathLike, name: str, index_dir: PathLike,
+                       verify_config: VerifyConfig = VerifyConfig(),
+                       mask_config: MaskConfig = MaskConfig(), n_jobs: Optional[int] = None,
+                       export_dir: Optional[PathLike] = None, official: bool = False,
+                       allow_missing: bool = False, vocab_size: Optional[int] = None,
+                       seed: int = 0, progress: bool = True) -> dict:
+    """Index a revisitop-layout benchmark, run all its queries and score them.
+
+    Returns
+    -------
+    dict with the keys of ``classicpr evaluate --json`` (values in percent, timing in s).
+    """
+    ds = load_revisitop(root, name)
+    ds = check_benchmark(ds, need_labels=False, allow_missing=allow_missing)
+    has_labels = ds.has_labels()
+    labels = ds.load_labels() if has_labels else {}
+    t0 = time.perf_counter()
+    db_files = [ds.db_file(i) for i in range(len(ds.imlist))]
+    index = Index.build(ds.image_dir, index_dir, names=db_files, vocab_size=vocab_size,
+                        seed=seed, n_jobs=n_jobs, progress=progress)
+    if index.names != db_files:
+        bad = sorted(set(db_files) - set(index.names))
+        raise ClassicPRError(f"{len(bad)} database images could not be indexed: {bad[:10]}")
+    t_index = time.perf_counter() - t0
+    index_root = str(Path(index_dir).resolve())
+    mtime = (Path(index_dir) / "index.npz").stat().st_mtime
+    if export_dir is not None:
+        Path(export_dir).mkdir(parents=True, exist_ok=True)
+    jobs = []
+    for q in range(len(ds.qimlist)):
+        lp = _positive_labels(ds, labels, q) if has_labels else {}
+        jobs.append((index_root, mtime, str(ds.image_dir / ds.query_file(q)), ds.query_box(q),
+                     verify_config, mask_config, lp, export_dir, q))
+    nq, n_db = len(ds.qimlist), len(ds.imlist)
+    ranks = np.zeros((n_db, nq), np.int64)
+    polygons, clean_ious, per_query = {}, {}, []
+    t1 = time.perf_counter()
+    for q, ranking, polys, ious, timing in run_parallel(_query_worker, jobs, n_jobs,
+                                                         desc="queries", progress=progress):
+        ranks[:, q] = ranking
+        polygons.update({(q, i): p for i, p in polys.items()})
+        clean_ious.update({(q, i): v for i, v in ious.items()})
+        per_query.append(sum(timing.values()))
+    t_queries = time.perf_counter() - t1
+    out = {"dataset": name, "queries": nq, "database": n_db}
+    out["mAP"] = image_map(ranks, ds.gnd)["mAP"]
+    warnings: List[str] = []
+    if has_labels:
+        scores, warnings = pixel_metrics(ds, ranks, polygons, clean_ious, official)
+        out.update(scores)
+    out["timing_s"] = {"index_build": t_index, "queries_total": t_queries,
+                       "per_query_median": float(np.median(per_query)) if per_query else 0.0}
+    out["mode"] = "official_quirks" if official else "clean"
+    if warnings:
+        out["warnings"] = warnings
+    if export_dir is not None:
+        export_official(export_dir, ranks, polygons)
+    return out
+
+
+def export_official(export_dir: PathLike, ranks: np.ndarray,
+                    polygons: Mapping[Tuple[int, int], np.ndarray]) -> None:
+    """Write DIR/ranks.npy and DIR/matching_result.npy in the PROxford/PRParis format.
+
+    matching_result.npy is a dict (the benchmark's format, so it is a pickle inside .npy):
+    'qimlist_{q}_imlist_{i}' -> (K, 2) float32 x, y polygon, for every predicted pair.
+    """
+    export_dir = Path(export_dir)
+    from .io import atomic_write
+    with atomic_write(export_dir / "ranks.npy") as fh:
+        np.save(fh, np.asarray(ranks, np.int64))
+    table = {f"qimlist_{q}_imlist_{i}": np.asarray(p, np.float32) for (q, i), p in polygons.items()}
+    with atomic_write(export_dir / "matching_result.npy") as fh:
+        np.save(fh, np.array(table, dtype=object), allow_pickle=True)
+
+
+def score_result_files(root: PathLike, name: str, ranks_path: PathLike, matching_path: PathLike,
+                       masks_dir: Optional[PathLike] = None, official: bool = False,
+                       allow_missing: bool = False) -> dict:
+    """Score official-format result files (any method's) against a benchmark's labels.
+
+    Parameters
+    ----------
+    ranks_path : path-like
+        ``ranks.npy``: int (n_db, n_queries).
+    matching_path : path-like
+        ``matching_result.npy``: dict 'qimlist_{q}_imlist_{i}' -> (K, 2) x, y points. It is a
+        pickled dict (the benchmark's own format): only score files you trust.
+    masks_dir : path-like, optional
+        ``{q}_{i}.png`` masks that take precedence over polygons (clean mode).
+    """
+    ds = load_revisitop(root, name)
+    ds = check_benchmark(ds, need_labels=True, allow_missing=allow_missing)
+    try:
+        ranks = np.load(ranks_path, allow_pickle=False)
+    except Exception as exc:
+        raise ClassicPRError(f"{ranks_path}: not a numpy int array ({exc.__class__.__name__})") from None
+    if ranks.ndim != 2 or ranks.shape != (len(ds.imlist), len(ds.qimlist)) or ranks.dtype.kind not in "iu":
+        raise ClassicPRError(f"{ranks_path}: expected int array of shape "
+                             f"({len(ds.imlist)}, {len(ds.qimlist)}), got {ranks.dtype} {ranks.shape}")
+    try:
+        table = np.load(matching_path, allow_pickle=True).item()
+        if not isinstance(table, dict):
+            raise TypeError("not a dict")
+    except Exception as exc:
+        raise ClassicPRError(f"{matching_path}: not a matching_result dict ({exc})") from None
+    polygons = {}
+    for key, pts in table.items():
+        parts = str(key).split("_")
+        try:
+            q, i = int(parts[1]), int(parts[3])
+            pts = np.asarray(pts, np.float64).reshape(-1, 2)
+        except (IndexError, ValueError, TypeError):
+            raise ClassicPRError(f"{matching_path}: bad entry {key!r}") from None
+        polygons[(q, i)] = pts
+    labels = ds.load_labels()
+    clean_ious = {}
+    for q in range(len(ds.qimlist)):
+        for i, lp in _positive_labels(ds, labels, q).items():
+            size = image_size(ds.image_dir / ds.db_file(i))
+            mask = None
+            if masks_dir is not None:
+                mp = Path(masks_dir) / f"{q}_{i}.png"
+                if mp.is_file():
+                    m = cv2.imread(str(mp), cv2.IMREAD_GRAYSCALE)
+                    if m is None or m.shape != (size[1], size[0]):
+                        raise ClassicPRError(f"{mp}: not a {size[0]}x{size[1]} mask PNG")
+                    mask = m > 127
+            pts = polygons.get((q, i))
+            pred = Prediction(pts if pts is not None and len(pts) else None, mask)
+            clean_ious[(q, i)] = clean_pair_iou(pred, load_label_polygons(lp), size)
+    out = {"dataset": name, "queries": len(ds.qimlist), "database": len(ds.imlist)}
+    out["mAP"] = image_map(ranks, ds.gnd)["mAP"]
+    scores, warnings = pixel_metrics(ds, ranks, polygons, clean_ious, official)
+    out.update(scores)
+    out["mode"] = "official_quirks" if official else "clean"
+    if warnings:
+        out["warnings"] = warnings
+    return out
