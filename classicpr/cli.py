@@ -1,0 +1,267 @@
+"""Command line: thin wrappers that parse, call the library and print.
+
+User errors (bad files, bad parameters) print one line ``classicpr: error: ...`` and exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+from .errors import ClassicPRError
+
+log = logging.getLogger("classicpr")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1 and v != -1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer (or -1), got {v}")
+    return v
+
+
+def _add_jobs(p):
+    p.add_argument("--n-jobs", type=_positive_int, default=None,
+                   help="cores to use in all (default: all)")
+
+
+def _feature_config(args):
+    from .features import FeatureConfig
+    return FeatureConfig(max_side=getattr(args, "max_side", 1024) or 1024)
+
+
+def cmd_vocab(args) -> int:
+    from .features import FeatureStore, extract_to_store
+    from .index import sample_training_descriptors
+    from .io import list_images
+    from .vocabulary import Vocabulary
+    names = list_images(args.image_dir)
+    if not names:
+        raise ClassicPRError(f"no images found in {args.image_dir}")
+    store = FeatureStore(Path(str(args.out) + ".features"), _feature_config(args))
+    done, _ = extract_to_store(args.image_dir, names, store, args.n_jobs, not args.quiet)
+    train = sample_training_descriptors(store, done, 2_000_000, args.seed)
+    if len(train) < args.size:
+        raise ClassicPRError(f"only {len(train)} descriptors in {args.image_dir}; "
+                             f"--size {args.size} needs at least as many")
+    vocab = Vocabulary.train(train, args.size, seed=args.seed, n_jobs=args.n_jobs)
+    vocab.save(args.out)
+    print(f"vocabulary of {vocab.size} words trained on {len(train)} descriptors -> {args.out}")
+    return 0
+
+
+def cmd_index(args) -> int:
+    from .index import Index
+    from .vocabulary import Vocabulary
+    vocab = Vocabulary.load(args.vocab) if args.vocab else None
+    index = Index.build(args.image_dir, args.out, vocabulary=vocab, vocab_size=args.vocab_size,
+                        feature_config=_feature_config(args), seed=args.seed,
+                        n_jobs=args.n_jobs, progress=not args.quiet)
+    print(f"indexed {len(index.names)} images ({len(index.skipped)} skipped) with "
+          f"{index.vocabulary.size} words -> {args.out}; "
+          f"{index.nbytes_per_image() / 1024:.1f} KiB per image")
+    for name, reason in index.skipped:
+        print(f"  skipped {name}: {reason}")
+    return 0
+
+
+def _load_index(path):
+    from .index import Index
+    return Index.load(path)
+
+
+def cmd_search(args) -> int:
+    from .regions import parse_box
+    index = _load_index(args.index)
+    box = parse_box(args.box) if args.box else None
+    _, _, words, _ = index.query_features(args.image, box)
+    ids, scores = index.retrieve(words, top=args.top)
+    for i, s in zip(ids, scores):
+        print(f"{index.names[i]}\t{s:.4f}")
+    return 0
+
+
+def cmd_query(args) -> int:
+    from .io import read_image, write_json, write_png
+    from .masks import MaskConfig
+    from .pipeline import run_query
+    from .regions import parse_box
+    from .verify import VerifyConfig
+    from .viz import overlay
+    index = _load_index(args.index)
+    box = parse_box(args.box) if args.box else None
+    results = run_query(index, args.image, box, VerifyConfig(shortlist=args.shortlist),
+                        MaskConfig(method=args.mask), top=args.top, mask_top=args.top,
+                        n_jobs=args.n_jobs)
+    out = Path(args.out)
+    rows = []
+    for rank, r in enumerate(results):
+        row = {"rank": rank + 1, "image": r.name, "score": r.score, "inliers": r.inliers,
+               "verified": r.verified,
+               "polygon": None if r.polygon is None else r.polygon.round(2).tolist()}
+        if r.mask is not None:
+            stem = Path(r.name).with_suffix("").as_posix().replace("/", "__")
+            write_png(out / "masks" / f"{rank + 1:03d}_{stem}.png", r.mask.astype(np.uint8) * 255)
+            img, _ = read_image(index.image_dir / r.name, gray=False)
+            write_png(out / "overlays" / f"{rank + 1:03d}_{stem}.png",
+                      overlay(img, r.mask, r.polygon, label=f"#{rank + 1} inliers {r.inliers}"))
+            row["mask"] = f"masks/{rank + 1:03d}_{stem}.png"
+        rows.append(row)
+        print(f"{rank + 1:3d}  {r.name}\tscore {r.score:.4f}\tinliers {r.inliers}"
+              + ("\tverified" if r.verified else ""))
+    write_json(out / "results.json", rows)
+    print(f"results, masks and overlays -> {out}")
+    return 0
+
+
+def _print_table(result: dict) -> None:
+    keys = [k for k in ("mAP", "mIoU_D", "mIoU_S", "pmAP_D", "pmAP_S") if k in result]
+    print(f"{'metric':8s} {'medium':>8s} {'hard':>8s}")
+    for k in keys:
+        print(f"{k:8s} {result[k].get('medium', float('nan')):8.2f} {result[k].get('hard', float('nan')):8.2f}")
+    for w in result.get("warnings", []):
+        print("warning:", w)
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate import evaluate_benchmark
+    from .io import write_json
+    from .masks import MaskConfig
+    from .verify import VerifyConfig
+    index_dir = args.index_dir or Path(args.root) / f"classicpr-index-{args.name}"
+    result = evaluate_benchmark(args.root, args.name, index_dir,
+                                VerifyConfig(shortlist=args.shortlist), MaskConfig(method=args.mask),
+                                n_jobs=args.n_jobs, export_dir=args.export,
+                                official=args.official_quirks, allow_missing=args.allow_missing,
+                                vocab_size=args.vocab_size, seed=args.seed,
+                                progress=not args.quiet)
+    _print_table(result)
+    if args.json:
+        write_json(args.json, result)
+    return 0
+
+
+def cmd_score(args) -> int:
+    from .evaluate import score_result_files
+    from .io import write_json
+    result = score_result_files(args.root, args.name, args.ranks, args.matching, args.masks,
+                                args.official_quirks, args.allow_missing)
+    _print_table(result)
+    if args.json:
+        write_json(args.json, result)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="classicpr", description=(
+        "Classical pixel retrieval: SIFT + visual words + RANSAC + masks."))
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("vocab", help="train a visual vocabulary on a folder of images")
+    p.add_argument("image_dir")
+    p.add_argument("--out", required=True, help="vocabulary file (.npz)")
+    p.add_argument("--size", type=_positive_int, required=True, help="number of words (<= 65536)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-side", type=_positive_int, default=1024)
+    _add_jobs(p)
+    p.set_defaults(func=cmd_vocab)
+
+    p = sub.add_parser("index", help="index a folder of images (resumes partial work)")
+    p.add_argument("image_dir")
+    p.add_argument("--out", required=True, help="index folder")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--vocab", help="a vocabulary trained by `classicpr vocab`")
+    g.add_argument("--vocab-size", type=_positive_int, help="train a vocabulary of this size")
+    p.add_argument("--max-side", type=_positive_int, default=1024)
+    p.add_argument("--seed", type=int, default=0)
+    _add_jobs(p)
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", help="image-level retrieval (BoW only)")
+    p.add_argument("index")
+    p.add_argument("image")
+    p.add_argument("--box", help="x1,y1,x2,y2 in query pixels")
+    p.add_argument("--top", type=_positive_int, default=10)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("query", help="pixel retrieval: ranked images with masks and overlays")
+    p.add_argument("index")
+    p.add_argument("image")
+    p.add_argument("--box", help="x1,y1,x2,y2 in query pixels")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--top", type=_positive_int, default=10)
+    p.add_argument("--shortlist", type=_positive_int, default=100)
+    p.add_argument("--mask", choices=("projected", "grabcut"), default="projected")
+    _add_jobs(p)
+    p.set_defaults(func=cmd_query)
+
+    for name, func, helptext in (("evaluate", cmd_evaluate, "run a benchmark in the revisitop layout"),
+                                 ("score", cmd_score, "score official-format result files")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("root", help="folder holding revisitop/data/NAME")
+        p.add_argument("--name", required=True, help="data set name, e.g. roxford5k, prmini")
+        p.add_argument("--json", help="write the scores here")
+        p.add_argument("--official-quirks", action="store_true",
+                       help="reproduce the published evaluation scripts (README, Metrics)")
+        p.add_argument("--allow-missing", action="store_true",
+                       help="evaluate on the images present when some are missing")
+        if name == "evaluate":
+            p.add_argument("--index-dir", help="index folder (default ROOT/classicpr-index-NAME)")
+            p.add_argument("--export", help="write ranks.npy, matching_result.npy, masks/ here")
+            p.add_argument("--mask", choices=("projected", "grabcut"), default="projected")
+            p.add_argument("--shortlist", type=_positive_int, default=100)
+            p.add_argument("--vocab-size", type=_positive_int)
+            p.add_argument("--seed", type=int, default=0)
+            _add_jobs(p)
+        else:
+            p.add_argument("--ranks", required=True)
+            p.add_argument("--matching", required=True)
+            p.add_argument("--masks", help="folder of {q}_{i}.png masks (precedence over polygons)")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("demo", help="build a small pixel-retrieval set from bundled photos and run it")
+    p.add_argument("--out", default="classicpr-demo")
+    p.add_argument("--seed", type=int, default=0)
+    _add_jobs(p)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+    result = run_demo(args.out, seed=args.seed, n_jobs=args.n_jobs, progress=not args.quiet)
+    _print_table(result)
+    print(f"report: {Path(args.out) / 'report' / 'index.html'}")
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(message)s")
+    try:
+        return args.func(args)
+    except ClassicPRError as exc:
+        print(f"classicpr: error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # parameter validation in the library
+        print(f"classicpr: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("classicpr: interrupted (work done so far is kept and resumes)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

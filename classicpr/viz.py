@@ -1,0 +1,119 @@
+"""Pictures of results: mask overlays, ranked-results grids and a static HTML report.
+
+Colours (BGR): green = correct result (a positive), red = wrong result, grey = unverified;
+the predicted mask is a translucent fill with its polygon outline, the ground truth (when
+known) a yellow outline.
+"""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import cv2
+import numpy as np
+
+from .io import PathLike, atomic_write, write_png
+
+GREEN, RED, GREY, YELLOW, BLUE = (60, 180, 60), (40, 40, 220), (150, 150, 150), (0, 220, 255), (220, 120, 0)
+
+
+def overlay(image: np.ndarray, mask: Optional[np.ndarray], polygon: Optional[np.ndarray] = None,
+            colour=BLUE, label: str = "", gt_polygons: Sequence[np.ndarray] = (),
+            alpha: float = 0.45) -> np.ndarray:
+    """Draw a translucent mask, its polygon outline, ground-truth outlines and a label.
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8 BGR
+    mask : (H, W) bool or None
+    polygon : (K, 2) float x, y or None
+    gt_polygons : sequence of (K, 2) arrays
+    Returns
+    -------
+    (H, W, 3) uint8 BGR image.
+    """
+    out = image.copy()
+    if mask is not None and mask.any():
+        tint = np.zeros_like(out)
+        tint[:] = colour
+        m = mask.astype(bool)
+        out[m] = (out[m] * (1 - alpha) + tint[m] * alpha).astype(np.uint8)
+    t = max(2, round(max(image.shape[:2]) / 300))
+    for g in gt_polygons:
+        cv2.polylines(out, [np.rint(g).astype(np.int32)], True, YELLOW, t, cv2.LINE_AA)
+    if polygon is not None:
+        cv2.polylines(out, [np.rint(polygon).astype(np.int32)], True, colour, t, cv2.LINE_AA)
+    if label:
+        s = max(0.5, max(image.shape[:2]) / 900)
+        cv2.putText(out, label, (8, int(30 * s)), cv2.FONT_HERSHEY_SIMPLEX, s, (0, 0, 0), 4 * t, cv2.LINE_AA)
+        cv2.putText(out, label, (8, int(30 * s)), cv2.FONT_HERSHEY_SIMPLEX, s, (255, 255, 255), t, cv2.LINE_AA)
+    return out
+
+
+def _tile(image: np.ndarray, side: int, border, text: str) -> np.ndarray:
+    h, w = image.shape[:2]
+    f = side / max(h, w)
+    small = cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    tile = np.full((side + 34, side, 3), 255, np.uint8)
+    y0, x0 = (side - small.shape[0]) // 2, (side - small.shape[1]) // 2
+    tile[y0:y0 + small.shape[0], x0:x0 + small.shape[1]] = small
+    cv2.rectangle(tile, (0, 0), (side - 1, side - 1), border, 5)
+    cv2.putText(tile, text, (4, side + 24), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    return tile
+
+
+def results_grid(query: np.ndarray, box: Sequence[float], tiles: List[dict], side: int = 240,
+                 cols: int = 6) -> np.ndarray:
+    """A query-plus-top-results grid.
+
+    Parameters
+    ----------
+    query : (H, W, 3) uint8 BGR query image
+    box : x1, y1, x2, y2
+    tiles : list of dict
+        Each with 'image' (an overlay, BGR), 'text' and 'status' in {"correct", "wrong",
+        "unverified"}, in rank order.
+    """
+    q = query.copy()
+    x1, y1, x2, y2 = [int(round(v)) for v in box]
+    cv2.rectangle(q, (x1, y1), (x2, y2), BLUE, max(2, round(max(q.shape[:2]) / 250)))
+    cells = [_tile(q, side, BLUE, "query")]
+    colour = {"correct": GREEN, "wrong": RED, "unverified": GREY}
+    for t in tiles:
+        cells.append(_tile(t["image"], side, colour[t["status"]], t["text"]))
+    rows = []
+    for r in range(0, len(cells), cols):
+        row = cells[r:r + cols]
+        row += [np.full_like(cells[0], 255)] * (cols - len(row))
+        rows.append(np.hstack(row))
+    return np.vstack(rows)
+
+
+def write_report(folder: PathLike, title: str, metrics: dict, queries: List[dict]) -> Path:
+    """A static ``index.html`` (no server, no external assets) linking every query's grid.
+
+    Parameters
+    ----------
+    queries : list of dict with 'name' and 'grid' (path relative to folder)
+    """
+    folder = Path(folder)
+    rows = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{v.get('medium', float('nan')):.2f}</td>"
+        f"<td>{v.get('hard', float('nan')):.2f}</td></tr>"
+        for k, v in metrics.items() if isinstance(v, dict) and "medium" in v)
+    items = "".join(
+        f"<h3>{html.escape(q['name'])}</h3><a href='{html.escape(q['grid'])}'>"
+        f"<img src='{html.escape(q['grid'])}' style='max-width:100%'></a>" for q in queries)
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #999;padding:4px 10px}}</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p>Green frame: correct result; red: wrong result; grey: not verified. Blue fill: predicted
+mask; yellow outline: ground truth.</p>
+<table><tr><th>metric (%)</th><th>medium</th><th>hard</th></tr>{rows}</table>
+{items}</body></html>"""
+    path = folder / "index.html"
+    with atomic_write(path, "w") as fh:
+        fh.write(page)
+    return path
