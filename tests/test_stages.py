@@ -1,0 +1,168 @@
+"""Unit tests per stage on real photographs (scikit-image's bundled images)."""
+import cv2
+import numpy as np
+import pytest
+
+from classicpr.errors import ClassicPRError, CorruptFileError, ImageReadError
+from classicpr.features import FeatureConfig, detect_sift, extract_image, rootsift
+from classicpr.invfile import InvertedFile, features_in_box
+from classicpr.io import load_arrays, read_image, save_arrays
+from classicpr.regions import (box_iou, is_simple_quad, mask_bbox, parse_box, project_points,
+                               rasterize_polygons, validate_box)
+from classicpr.verify import VerifyConfig, verify_pair, word_correspondences
+from classicpr.vocabulary import Vocabulary
+
+
+def test_rootsift_properties():
+    d = np.random.default_rng(0).integers(0, 255, (10, 128)).astype(np.uint8)
+    r = rootsift(d)
+    assert r.shape == (10, 128) and r.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(r, axis=1), 1, atol=1e-5)
+    # Hellinger: dot of RootSIFT = sum sqrt(p q) of L1-normalised SIFT
+    p = d / d.sum(1, keepdims=True)
+    np.testing.assert_allclose(r[0] @ r[1], np.sqrt(p[0] * p[1]).sum(), atol=1e-5)
+    assert rootsift(np.zeros((0, 128))).shape == (0, 128)
+    assert np.all(rootsift(np.zeros((1, 128))) == 0)
+
+
+def test_sift_coordinates_are_original_pixels(photo, tmp_path):
+    big = cv2.resize(photo, (1536, 1536))
+    path = tmp_path / "big.png"
+    cv2.imwrite(str(path), big)
+    kps, desc, size = extract_image(path, FeatureConfig(max_side=512))
+    assert size == (1536, 1536)
+    assert kps.shape[1] == 4 and desc.shape == (len(kps), 128) and desc.dtype == np.uint8
+    assert kps[:, 0].max() > 1000  # coordinates scaled back up
+    assert len(kps) <= FeatureConfig().max_features
+
+
+def test_tiny_and_blank_images_give_no_features():
+    cfg = FeatureConfig()
+    assert detect_sift(np.zeros((1, 1), np.uint8), cfg)[0].shape == (0, 4)
+    assert detect_sift(np.full((200, 200), 128, np.uint8), cfg)[0].shape == (0, 4)
+
+
+def test_unreadable_image_names_the_file(tmp_path):
+    bad = tmp_path / "not_an_image.jpg"
+    bad.write_bytes(b"hello")
+    with pytest.raises(ImageReadError, match="not_an_image.jpg"):
+        read_image(bad)
+    with pytest.raises(ImageReadError, match="missing.jpg"):
+        read_image(tmp_path / "missing.jpg")
+
+
+def test_checksummed_container_refuses_corruption(tmp_path):
+    p = tmp_path / "a.npz"
+    save_arrays(p, "k", 1, {"x": np.arange(1000)})
+    arrays, _ = load_arrays(p, "k", 1)
+    assert arrays["x"].sum() == np.arange(1000).sum()
+    with pytest.raises(CorruptFileError, match="holds"):
+        load_arrays(p, "other", 1)
+    save_arrays(p, "k", 2, {"x": np.arange(3)})
+    with pytest.raises(CorruptFileError, match="newer"):
+        load_arrays(p, "k", 1)
+    data = bytearray(p.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    p.write_bytes(bytes(data))
+    with pytest.raises(CorruptFileError):
+        load_arrays(p, "k", 2)
+    p.write_bytes(p.read_bytes()[:100])
+    with pytest.raises(CorruptFileError):
+        load_arrays(p, "k", 2)
+
+
+def test_vocabulary_train_assign_save_load(tmp_path):
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(16, 128)).astype(np.float32) * 5
+    x = np.repeat(centres, 50, axis=0) + rng.normal(size=(800, 128)).astype(np.float32) * 0.1
+    v = Vocabulary.train(x, 16, seed=3, n_jobs=1)
+    words = v.assign(x)
+    assert words.dtype == np.uint16
+    # well-separated clusters map to one word each (k-means may split one and merge two)
+    assert sum(len(np.unique(words[i * 50:(i + 1) * 50])) == 1 for i in range(16)) >= 10
+    v.save(tmp_path / "v.npz")
+    v2 = Vocabulary.load(tmp_path / "v.npz")
+    np.testing.assert_array_equal(v2.assign(x), words)
+    assert v.assign(np.zeros((0, 128), np.float32)).shape == (0,)
+    with pytest.raises(ValueError, match="size"):
+        Vocabulary.train(x, 0)
+    v3 = Vocabulary.train(x, 16, seed=3, n_jobs=2)
+    np.testing.assert_array_equal(v3.centroids, v.centroids)
+
+
+def test_hnsw_assignment_agrees_with_exact():
+    rng = np.random.default_rng(1)
+    c = rng.normal(size=(16384, 128)).astype(np.float32)
+    v = Vocabulary(c)
+    q = c[:2000] + rng.normal(size=(2000, 128)).astype(np.float32) * 0.3
+    agree = (v.assign(q) == v.assign(q, exact=True)).mean()
+    assert agree > 0.8  # random 128-D centres are a worst case; real SIFT words: 96 %
+
+
+def test_inverted_file_tfidf_and_direct_index():
+    inv = InvertedFile(8)
+    kp = lambda n: np.c_[np.arange(n) * 10.0, np.arange(n) * 5.0, np.full(n, 3.0), np.full(n, 90.0)]
+    inv.add([np.array([0, 1, 2]), np.array([2, 3, 3]), np.array([4, 5])], [kp(3), kp(3), kp(2)],
+            [(100, 100), (100, 100), (50, 50)])
+    s = inv.query(np.array([0, 1]))
+    assert s.argmax() == 0 and s[2] == 0
+    assert inv.query(np.array([], int)).sum() == 0
+    w, k = inv.image_features(1)
+    assert w.tolist() == [2, 3, 3]
+    np.testing.assert_allclose(k[:, :2], kp(3)[:, :2], atol=0.01)
+    np.testing.assert_allclose(k[:, 3], 90.0, atol=1)
+    # incremental add == building at once
+    inv2 = InvertedFile(8)
+    inv2.add([np.array([0, 1, 2])], [kp(3)], [(100, 100)])
+    inv2.add([np.array([2, 3, 3]), np.array([4, 5])], [kp(3), kp(2)], [(100, 100), (50, 50)])
+    np.testing.assert_allclose(inv2.query(np.array([2, 3])), inv.query(np.array([2, 3])), rtol=1e-6)
+    assert inv.nbytes()["direct_index"] > 0
+
+
+def test_features_in_box():
+    k = np.array([[5, 5, 1, 0], [50, 50, 1, 0]], np.float32)
+    assert features_in_box(k, (0, 0, 10, 10)).tolist() == [True, False]
+
+
+def test_word_correspondences_exact():
+    qi, di = word_correspondences(np.array([1, 2, 2, 5]), np.array([2, 1, 7, 2]), max_per_word=4)
+    pairs = sorted(zip(qi.tolist(), di.tolist()))
+    assert pairs == [(0, 1), (1, 0), (1, 3), (2, 0), (2, 3)]
+    qi, _ = word_correspondences(np.array([2, 2, 2]), np.array([2]), max_per_word=2)
+    assert len(qi) == 0
+
+
+def test_known_homography_recovered_on_real_photo(photo):
+    gray = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)
+    H = np.array([[0.9, 0.1, 20], [-0.08, 0.95, 30], [1e-4, 5e-5, 1]])
+    warped = cv2.warpPerspective(gray, H, (512, 512))
+    k1, d1 = detect_sift(gray)
+    k2, d2 = detect_sift(warped)
+    from classicpr.verify import ratio_correspondences
+    qi, di = ratio_correspondences(rootsift(d1), rootsift(d2))
+    box = np.array([100, 100, 400, 400.0])
+    v = verify_pair(k1, k2, qi, di, box, (512, 512), VerifyConfig())
+    assert v.verified
+    corners = np.array([[100, 100], [400, 100], [400, 400], [100, 400.0]])
+    err = np.abs(project_points(v.H, corners) - project_points(H, corners)).max()
+    assert err < 3.0
+
+
+def test_too_few_correspondences_is_not_an_error():
+    v = verify_pair(np.zeros((2, 4)), np.zeros((2, 4)), np.array([0, 1]), np.array([0, 1]),
+                    np.array([0, 0, 10, 10.0]), (100, 100))
+    assert not v.verified and "tentative" in v.reason
+
+
+def test_boxes_and_regions():
+    assert validate_box([-10, -10, 50, 50], (100, 80)).tolist() == [0, 0, 50, 50]
+    for bad in ([5, 5, 1, 1], [0, 0, 0, 10], [200, 200, 300, 300], ["a", 1, 2, 3], [1, 2, 3]):
+        with pytest.raises(ClassicPRError):
+            validate_box(bad, (100, 100))
+    with pytest.raises(ClassicPRError, match="four numbers"):
+        parse_box("1,2,x,4")
+    m = rasterize_polygons([np.array([[2, 2], [6, 2], [6, 6], [2, 6.0]])], (10, 10))
+    assert mask_bbox(m) == (2, 2, 6, 6) and m.sum() == 25
+    assert rasterize_polygons([], (4, 3)).shape == (3, 4)
+    assert box_iou((0, 0, 9, 9), (0, 0, 9, 4)) == pytest.approx(0.5)
+    assert not is_simple_quad(np.array([[0, 0], [10, 10], [10, 0], [0, 10.0]]))
