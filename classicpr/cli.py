@@ -33,6 +33,25 @@ def _add_jobs(p):
                    help="cores to use in all (default: all)")
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
+    return v
+
+
+def _add_verify(p):
+    p.add_argument("--shortlist", type=_non_negative_int, default=100,
+                   help="top BoW results verified (0 = BoW ranking only)")
+    p.add_argument("--verify", choices=("ratio", "words"), default="ratio",
+                   help="correspondences: descriptor ratio test (default) or shared words")
+    p.add_argument("--mask", choices=("projected", "grabcut"), default="projected",
+                   help="region of a verified image: projected box (default) or GrabCut")
+
+
 def _feature_config(args):
     from .features import FeatureConfig
     return FeatureConfig(max_side=getattr(args, "max_side", 1024) or 1024)
@@ -98,7 +117,7 @@ def cmd_query(args) -> int:
     from .viz import overlay
     index = _load_index(args.index)
     box = parse_box(args.box) if args.box else None
-    results = run_query(index, args.image, box, VerifyConfig(shortlist=args.shortlist),
+    results = run_query(index, args.image, box, VerifyConfig(shortlist=args.shortlist, method=args.verify),
                         MaskConfig(method=args.mask), top=args.top, mask_top=args.top,
                         n_jobs=args.n_jobs)
     out = Path(args.out)
@@ -136,9 +155,10 @@ def cmd_evaluate(args) -> int:
     from .io import write_json
     from .masks import MaskConfig
     from .verify import VerifyConfig
-    index_dir = args.index_dir or Path(args.root) / f"classicpr-index-{args.name}"
+    index_dir = args.index_dir or Path(f"classicpr-index-{args.name}")
     result = evaluate_benchmark(args.root, args.name, index_dir,
-                                VerifyConfig(shortlist=args.shortlist), MaskConfig(method=args.mask),
+                                VerifyConfig(shortlist=args.shortlist, method=args.verify),
+                                MaskConfig(method=args.mask),
                                 n_jobs=args.n_jobs, export_dir=args.export,
                                 official=args.official_quirks, allow_missing=args.allow_missing,
                                 vocab_size=args.vocab_size, seed=args.seed,
@@ -200,8 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--box", help="x1,y1,x2,y2 in query pixels")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--top", type=_positive_int, default=10)
-    p.add_argument("--shortlist", type=_positive_int, default=100)
-    p.add_argument("--mask", choices=("projected", "grabcut"), default="projected")
+    _add_verify(p)
     _add_jobs(p)
     p.set_defaults(func=cmd_query)
 
@@ -216,10 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--allow-missing", action="store_true",
                        help="evaluate on the images present when some are missing")
         if name == "evaluate":
-            p.add_argument("--index-dir", help="index folder (default ROOT/classicpr-index-NAME)")
+            p.add_argument("--index-dir", help="index folder (default ./classicpr-index-NAME; resumes)")
             p.add_argument("--export", help="write ranks.npy, matching_result.npy, masks/ here")
-            p.add_argument("--mask", choices=("projected", "grabcut"), default="projected")
-            p.add_argument("--shortlist", type=_positive_int, default=100)
+            _add_verify(p)
             p.add_argument("--vocab-size", type=_positive_int)
             p.add_argument("--seed", type=int, default=0)
             _add_jobs(p)

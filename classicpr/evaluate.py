@@ -63,7 +63,7 @@ def _query_worker(args):
     ranking = np.array([r.image_id for r in results], np.int64)
     polygons, ious = {}, {}
     for r in results:
-        if not r.verified:
+        if not r.localised:
             continue
         polygons[r.image_id] = r.polygon.astype(np.float32)
         if export_dir is not None:
@@ -74,7 +74,7 @@ def _query_worker(args):
         r = by_id.get(i)
         polys = load_label_polygons(lp)
         size = tuple(int(v) for v in index.invfile.sizes[i])
-        pred = Prediction(r.polygon, r.mask) if r is not None and r.verified else None
+        pred = Prediction(r.polygon, r.mask) if r is not None and r.localised else None
         ious[i] = clean_pair_iou(pred, polys, size)
     return q, ranking, polygons, ious, timing
 
@@ -115,8 +115,15 @@ def evaluate_benchmark(root: PathLike, name: str, index_dir: PathLike,
                        mask_config: MaskConfig = MaskConfig(), n_jobs: Optional[int] = None,
                        export_dir: Optional[PathLike] = None, official: bool = False,
                        allow_missing: bool = False, vocab_size: Optional[int] = None,
-                       seed: int = 0, progress: bool = True) -> dict:
+                       seed: int = 0, progress: bool = True,
+                       pair_ious: Optional[dict] = None) -> dict:
     """Index a revisitop-layout benchmark, run all its queries and score them.
+
+    Parameters
+    ----------
+    pair_ious : dict, optional
+        If given, filled with the clean (D, S) IoU of every query-positive pair, keyed
+        (q, i), for analyses such as splitting scores by image source.
 
     Returns
     -------
@@ -154,6 +161,8 @@ def evaluate_benchmark(root: PathLike, name: str, index_dir: PathLike,
         clean_ious.update({(q, i): v for i, v in ious.items()})
         per_query.append(sum(timing.values()))
     t_queries = time.perf_counter() - t1
+    if pair_ious is not None:
+        pair_ious.update(clean_ious)
     out = {"dataset": name, "queries": nq, "database": n_db}
     out["mAP"] = image_map(ranks, ds.gnd)["mAP"]
     warnings: List[str] = []

@@ -27,9 +27,12 @@ def effective_n_jobs(n_jobs: Optional[int]) -> int:
 
 
 def single_threaded_opencv() -> None:
-    """Give OpenCV one thread in this process (called at the start of every worker task)."""
+    """Give OpenCV and faiss one thread in this process (called at the start of every
+    worker task), so that n_jobs workers use n_jobs cores in all."""
     import cv2
+    import faiss
     cv2.setNumThreads(1)
+    faiss.omp_set_num_threads(1)
 
 
 @contextlib.contextmanager

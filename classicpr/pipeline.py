@@ -36,11 +36,12 @@ class QueryResult:
     score : float
         BoW (tf-idf cosine) score.
     inliers : int
-        RANSAC inliers (0 if not verified).
+        RANSAC inliers of the homography (also reported when it failed the gate).
     H : (3, 3) float64 array or None
         Homography query -> database image.
     polygon : (4, 2) float64 array or None
-        Projected query box (x, y), unclipped.
+        Projected query box (x, y), unclipped; for a ``weak`` result, projected by a
+        similarity transform.
     mask : (H, W) bool array or None
         Pixel mask (for the verified results whose masks were computed).
     mask_method : str
@@ -56,10 +57,17 @@ class QueryResult:
     mask: Optional[np.ndarray] = None
     mask_method: str = ""
     db_points: Optional[np.ndarray] = None
+    weak: bool = False
 
     @property
     def verified(self) -> bool:
+        """True when a homography passed the inlier gate and the degeneracy checks."""
         return self.H is not None
+
+    @property
+    def localised(self) -> bool:
+        """True when the box has a region in this image (verified, or weakly localised)."""
+        return self.polygon is not None
 
 
 def _verify_batch(args) -> List[Verification]:
@@ -129,9 +137,12 @@ def run_query(index: Index, image, box=None, verify_config: VerifyConfig = Verif
     t2 = time.perf_counter()
     short = ids[: verify_config.shortlist]
     store = None
-    if verify_config.method == "ratio":
-        if index.root is None:
-            raise ValueError("ratio verification needs the index's feature store")
+    if verify_config.method == "ratio" and len(short):
+        if index.root is None or not (index.root / "features").is_dir():
+            from .errors import ClassicPRError
+            raise ClassicPRError("ratio verification reads descriptors from the index's "
+                                 "feature store (INDEX/features), which is missing; use "
+                                 "verification by words (--verify words)")
         store = FeatureStore(index.root / "features", index.feature_config)
     cands = []
     for i in short:
@@ -153,25 +164,29 @@ def run_query(index: Index, image, box=None, verify_config: VerifyConfig = Verif
     t3 = time.perf_counter()
     results = [QueryResult(int(i), index.names[i], float(s)) for i, s in zip(ids, scores)]
     for r, v in zip(results, verifs):
-        r.inliers = v.inliers if v.verified else 0
-        if v.verified:
-            r.H, r.polygon, r.db_points = v.H, v.quad, v.db_points
+        r.inliers = v.inliers
+        r.H = v.H
+        if v.localised:
+            r.polygon, r.db_points, r.weak = v.quad, v.db_points, v.weak
     head = results[: len(short)]
-    head.sort(key=lambda r: (-r.inliers, -r.score, r.image_id))
+    # verified images first, by inliers; then the rest by BoW score
+    head.sort(key=lambda r: (not r.verified, -r.inliers if r.verified else 0, -r.score, r.image_id))
     results[: len(short)] = head
-    verified = [r for r in results if r.verified]
+    localised = [r for r in results if r.localised]
     if mask_top is not None:
-        verified = verified[:mask_top]
+        localised = localised[:mask_top]
     if index.image_dir is None and mask_config.method == "grabcut":
         raise ValueError("masks need the database images: the index has no image_dir")
-    if verified:
+    if localised:
         if mask_config.method == "projected":
-            for r in verified:
+            for r in localised:
                 size = tuple(int(v) for v in index.invfile.sizes[r.image_id])
                 r.mask, r.mask_method = projected_mask(r.polygon, size), "projected"
         else:
-            mjobs = [(index.image_dir / r.name, r.polygon, r.db_points, mask_config) for r in verified]
-            for r, m in zip(verified, run_parallel(_mask_one, mjobs, n_jobs, progress=False)):
+            mjobs = [(index.image_dir / r.name, r.polygon, r.db_points,
+                      mask_config if not r.weak else dataclasses.replace(mask_config, method="projected"))
+                     for r in localised]
+            for r, m in zip(localised, run_parallel(_mask_one, mjobs, n_jobs, progress=False)):
                 r.mask, r.mask_method = m.mask, m.method
     t4 = time.perf_counter()
     t.update(features=t1 - t0, retrieval=t2 - t1, verification=t3 - t2, masks=t4 - t3)

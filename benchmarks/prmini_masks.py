@@ -1,0 +1,48 @@
+"""Projected regions vs GrabCut masks on prmini-dev, S-mIoU split by image source.
+
+prmini-dev mixes planar scenes (homogr_*, hpatches_*: the label is the whole projected box)
+and video objects (davis_*: the label is a silhouette inside the box). A refinement must
+help the second without damaging the first. Usage::
+
+    python benchmarks/prmini_masks.py [--root ../shared/data/prmini-dev] [--verify ratio]
+"""
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from classicpr.datasets import load_revisitop
+from classicpr.evaluate import evaluate_benchmark
+from classicpr.masks import MaskConfig
+from classicpr.verify import VerifyConfig
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--root", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "prmini-dev"))
+    ap.add_argument("--index-dir", default="/tmp/classicpr-prmini-index")
+    ap.add_argument("--verify", default="ratio", choices=("ratio", "words"))
+    ap.add_argument("--methods", default="projected,grabcut")
+    ap.add_argument("--n-jobs", type=int, default=2)
+    args = ap.parse_args(argv)
+    ds = load_revisitop(args.root, "prmini")
+    rows = {}
+    for method in args.methods.split(","):
+        pairs = {}
+        r = evaluate_benchmark(args.root, "prmini", args.index_dir, VerifyConfig(method=args.verify),
+                               MaskConfig(method=method), n_jobs=args.n_jobs, progress=False,
+                               pair_ious=pairs)
+        split = {"planar": [], "video": []}
+        for (q, i), (_, s) in pairs.items():
+            split["video" if ds.qimlist[q].startswith("davis") else "planar"].append(s)
+        rows[method] = {"S-mIoU medium": r["mIoU_S"]["medium"], "S-mIoU hard": r["mIoU_S"]["hard"],
+                        "pmAP-S medium": r["pmAP_S"]["medium"], "pmAP-S hard": r["pmAP_S"]["hard"],
+                        "pair S-IoU planar": 100 * float(np.mean(split["planar"])),
+                        "pair S-IoU video": 100 * float(np.mean(split["video"])),
+                        "s/query": r["timing_s"]["per_query_median"]}
+    print(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
