@@ -23,14 +23,20 @@ def _positive_int(text: str) -> int:
         v = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1 and v != -1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer (or -1), got {v}")
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
     return v
 
 
+def _n_jobs(text: str) -> int:
+    if text.strip() == "-1":
+        return -1
+    return _positive_int(text)
+
+
 def _add_jobs(p):
-    p.add_argument("--n-jobs", type=_positive_int, default=None,
-                   help="cores to use in all (default: all)")
+    p.add_argument("--n-jobs", type=_n_jobs, default=None,
+                   help="cores to use in all (default: all; -1 = all)")
 
 
 def _non_negative_int(text: str) -> int:

@@ -104,16 +104,19 @@ def read_image(path: PathLike, gray: bool = True, max_side: int | None = None
     limit = MAX_DECODE_PIXELS if max_side is None else max(4 * max_side * max_side, 1)
     while full_w * full_h / (reduce * reduce) > limit and reduce < 8:
         reduce *= 2
+    # full-size decodes keep 16-bit depth so that it can be scaled by the image's own range
     flags = _REDUCED[(gray, reduce)] if reduce > 1 else (
-        cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
+        (cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR) | cv2.IMREAD_ANYDEPTH)
     try:
         image = cv2.imdecode(data, flags)
     except cv2.error:
         image = None
     if image is None or image.size == 0:
         raise ImageReadError(f"cannot decode image {path}: not an image, or corrupt")
-    if image.dtype != np.uint8:
-        image = cv2.convertScaleAbs(image, alpha=255.0 / max(1, int(image.max())))
+    if image.dtype != np.uint8:  # 16-bit or float: stretch the image's own range to 8 bits
+        hi = float(np.nanmax(image)) if image.size else 1.0
+        image = cv2.convertScaleAbs(np.nan_to_num(image.astype(np.float32)),
+                                    alpha=255.0 / hi if hi > 0 else 1.0)
     scale = 1.0
     if reduce > 1 and full_w > 0:
         scale = image.shape[1] / full_w

@@ -1,0 +1,256 @@
+"""Reliability: bad inputs, interrupted builds, corrupt files, determinism, fuzzing."""
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from classicpr.cli import main
+from classicpr.errors import ClassicPRError
+from classicpr.index import Index
+from classicpr.io import load_arrays, read_image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _photos():
+    from skimage import data
+    out = []
+    for name in ("astronaut", "chelsea", "coffee", "rocket"):
+        img = getattr(data, name)()
+        out.append(cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    return out
+
+
+@pytest.fixture(scope="module")
+def photo_dir(tmp_path_factory):
+    """Ten real photos (crops, flips, rescales of scikit-image's samples)."""
+    d = tmp_path_factory.mktemp("photos")
+    k = 0
+    for img in _photos():
+        h, w = img.shape[:2]
+        variants = [img, cv2.flip(img, 1)[h // 8:, : w * 7 // 8], cv2.resize(img, None, fx=1.4, fy=1.4)]
+        for v in variants[: 3 if k < 6 else 2]:
+            cv2.imwrite(str(d / f"img_{k:02d}.jpg"), v)
+            k += 1
+    return d
+
+
+def _index_arrays(root):
+    arrays, meta = load_arrays(Path(root) / "index.npz", "classicpr.index", 1)
+    return arrays, meta
+
+
+def _assert_same_index(a, b):
+    arr_a, meta_a = _index_arrays(a)
+    arr_b, meta_b = _index_arrays(b)
+    assert meta_a["names"] == meta_b["names"]
+    assert set(arr_a) == set(arr_b)
+    for k in arr_a:
+        np.testing.assert_array_equal(arr_a[k], arr_b[k], err_msg=k)
+
+
+# ---------------------------------------------------------------- bad images
+def test_bad_images_are_skipped_with_a_reason(photo_dir, tmp_path, caplog):
+    d = tmp_path / "mixed"
+    d.mkdir()
+    good = sorted(photo_dir.glob("*.jpg"))[:4]
+    for p in good:
+        (d / p.name).write_bytes(p.read_bytes())
+    (d / "text.jpg").write_text("not an image")
+    (d / "empty.png").write_bytes(b"")
+    data = good[0].read_bytes()
+    (d / "truncated.jpg").write_bytes(data[: len(data) // 4])
+    cv2.imwrite(str(d / "tiny.png"), np.zeros((1, 1), np.uint8))
+    cv2.imwrite(str(d / "flat.png"), np.full((300, 300), 90, np.uint8))  # no keypoints
+    cv2.imwrite(str(d / "deep16.png"), (cv2.cvtColor(_photos()[1], cv2.COLOR_BGR2GRAY).astype(np.uint16) * 64))
+    rgba = np.dstack([_photos()[2], np.full(_photos()[2].shape[:2], 200, np.uint8)])
+    cv2.imwrite(str(d / "rgba.png"), rgba)
+    Image.fromarray(_photos()[3][..., ::-1]).convert("P").save(d / "palette.png")
+    idx = Index.build(d, tmp_path / "idx", vocab_size=64, n_jobs=1, progress=False)
+    skipped = dict(idx.skipped)
+    assert set(skipped) == {"text.jpg", "empty.png"} | ({"truncated.jpg"} & set(skipped))
+    assert "not an image" in skipped["text.jpg"] and "empty" in skipped["empty.png"]
+    assert {"tiny.png", "flat.png", "deep16.png", "rgba.png", "palette.png"} <= set(idx.names)
+    flat = idx.names.index("flat.png")
+    assert idx.invfile.offsets[flat + 1] == idx.invfile.offsets[flat]  # indexed with 0 features
+    deep = idx.names.index("deep16.png")
+    assert idx.invfile.offsets[deep + 1] - idx.invfile.offsets[deep] > 100
+
+
+def test_exif_orientation_is_respected(tmp_path):
+    a = np.zeros((100, 200, 3), np.uint8)
+    a[:50, :100] = 255
+    im = Image.fromarray(a)
+    exif = im.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    im.save(tmp_path / "rot.jpg", exif=exif.tobytes())
+    img, _ = read_image(tmp_path / "rot.jpg")
+    assert img.shape == (200, 100)
+    assert img[:100, 50:].mean() > 200 and img[:100, :50].mean() < 50
+
+
+def test_very_large_image_is_read_reduced(tmp_path):
+    big = cv2.resize(_photos()[0], (9000, 9000), interpolation=cv2.INTER_NEAREST)
+    cv2.imwrite(str(tmp_path / "big.jpg"), big)
+    img, scale = read_image(tmp_path / "big.jpg", max_side=1024)
+    assert max(img.shape) == 1024 and scale == pytest.approx(1024 / 9000, rel=1e-3)
+
+
+def test_unreadable_query_names_the_file(photo_dir, tmp_path, capsys):
+    Index.build(photo_dir, tmp_path / "idx", vocab_size=64, n_jobs=1, progress=False)
+    (tmp_path / "q.jpg").write_bytes(b"\x00" * 10)
+    assert main(["search", str(tmp_path / "idx"), str(tmp_path / "q.jpg")]) == 2
+    assert "q.jpg" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("box", ["1,2,3", "a,b,c,d", "10,10,5,5", "0,0,0,0", "5000,5000,6000,6000", "nan,0,1,1"])
+def test_bad_boxes_on_the_cli(photo_dir, tmp_path, capsys, box):
+    Index.build(photo_dir, tmp_path / "idx", vocab_size=64, n_jobs=1, progress=False)
+    q = sorted(photo_dir.glob("*.jpg"))[0]
+    assert main(["query", str(tmp_path / "idx"), str(q), "--box", box, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("classicpr: error:") and "box" in err
+
+
+# ---------------------------------------------------------------- interruption
+def test_killed_index_build_resumes_to_identical_index(photo_dir, tmp_path):
+    ref = tmp_path / "ref"
+    Index.build(photo_dir, ref, vocab_size=64, n_jobs=1, progress=False)
+    cmd = [sys.executable, "-m", "classicpr.cli", "-q", "index", str(photo_dir), "--out",
+           str(tmp_path / "idx"), "--vocab-size", "64", "--n-jobs", "1"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    kills = 0
+    for delay in (1.0, 2.0, 3.0, 4.0):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        # nothing half-written under a final name
+        for f in (tmp_path / "idx").rglob("*.npz"):
+            load_arrays(f, "classicpr.index" if f.name == "index.npz" else "classicpr.features", 1)
+    assert kills >= 1
+    assert subprocess.run(cmd, env=env, capture_output=True).returncode == 0
+    _assert_same_index(ref, tmp_path / "idx")
+
+
+# ---------------------------------------------------------------- corrupt files
+def test_corrupt_or_foreign_index_is_refused(photo_dir, tmp_path, capsys):
+    Index.build(photo_dir, tmp_path / "idx", vocab_size=64, n_jobs=1, progress=False)
+    path = tmp_path / "idx" / "index.npz"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 3] ^= 0x01
+    path.write_bytes(bytes(data))
+    assert main(["search", str(tmp_path / "idx"), str(sorted(photo_dir.glob("*.jpg"))[0])]) == 2
+    err = capsys.readouterr().err
+    assert "index.npz" in err and ("corrupt" in err or "not a readable" in err), err
+    path.write_bytes(bytes(data[: len(data) // 2]))
+    with pytest.raises(ClassicPRError):
+        Index.load(tmp_path / "idx")
+    np.savez(path, x=np.arange(3))
+    with pytest.raises(ClassicPRError, match="not a classicpr file"):
+        Index.load(tmp_path / "idx")
+    with open(path, "wb") as fh:  # a pickle is never loaded
+        pickle.dump({"evil": 1}, fh)
+    with pytest.raises(ClassicPRError):
+        Index.load(tmp_path / "idx")
+
+
+# ---------------------------------------------------------------- determinism
+def test_same_seed_same_index_and_rankings_across_n_jobs(photo_dir, tmp_path):
+    a = Index.build(photo_dir, tmp_path / "a", vocab_size=64, seed=7, n_jobs=1, progress=False)
+    b = Index.build(photo_dir, tmp_path / "b", vocab_size=64, seed=7, n_jobs=2, progress=False)
+    _assert_same_index(tmp_path / "a", tmp_path / "b")
+    q = sorted(photo_dir.glob("*.jpg"))[3]
+    ra = [(r.image_id, r.inliers) for r in a.query(q, n_jobs=1)]
+    rb = [(r.image_id, r.inliers) for r in b.query(q, n_jobs=2)]
+    assert ra == rb and ra[0][1] > 12
+
+
+# ---------------------------------------------------------------- fuzzing
+def test_fuzz_malformed_inputs(photo_dir, tmp_path):
+    """200+ random malformed inputs through the public API and the CLI: only clear
+    ClassicPRError / ValueError (or argparse's exit 2), never another exception."""
+    from classicpr.datasets import load_label_polygons, load_revisitop
+    from classicpr.regions import parse_box, validate_box
+    rng = np.random.default_rng(0)
+    idx_dir = tmp_path / "idx"
+    index = Index.build(photo_dir, idx_dir, vocab_size=64, n_jobs=1, progress=False)
+    good = sorted(photo_dir.glob("*.jpg"))[0].read_bytes()
+    counts = {"inputs": 0, "handled_errors": 0, "ok": 0}
+
+    def run(fn):
+        counts["inputs"] += 1
+        try:
+            fn()
+            counts["ok"] += 1
+        except (ClassicPRError, ValueError):
+            counts["handled_errors"] += 1
+        except SystemExit as exc:  # argparse
+            assert exc.code == 2
+            counts["handled_errors"] += 1
+
+    for k in range(60):  # images: random bytes, corrupted and truncated JPEGs, odd arrays
+        p = tmp_path / f"fz_{k}.{['jpg', 'png', 'tif'][k % 3]}"
+        kind = k % 4
+        if kind == 0:
+            p.write_bytes(rng.integers(0, 256, int(rng.integers(0, 5000))).astype(np.uint8).tobytes())
+        elif kind == 1:
+            b = bytearray(good)
+            for _ in range(20):
+                b[int(rng.integers(0, len(b)))] = int(rng.integers(0, 256))
+            p.write_bytes(bytes(b))
+        elif kind == 2:
+            p.write_bytes(good[: int(rng.integers(0, len(good)))])
+        else:
+            h, w = int(rng.integers(1, 60)), int(rng.integers(1, 60))
+            cv2.imwrite(str(p.with_suffix(".png")), rng.integers(0, 256, (h, w)).astype(np.uint8))
+            p = p.with_suffix(".png")
+        box = rng.normal(100, 200, 4) if k % 2 else None
+        run(lambda: index.query(p, box, top=3, mask_top=1))
+    for k in range(60):  # boxes
+        choice = k % 5
+        box = [rng.normal(0, 1e4, 4), [np.nan] * 4, ["x"] * 4, list(rng.normal(0, 10, 3)),
+               [np.inf, 0, 1, 1]][choice]
+        run(lambda: validate_box(box, (100, 80)))
+        run(lambda: parse_box(",".join(str(v) for v in np.ravel(box))))
+    for k in range(40):  # label JSON
+        p = tmp_path / f"label_{k}.json"
+        obj = [{"shapes": [{"points": rng.normal(0, 100, (int(rng.integers(0, 5)), 2)).tolist()}]},
+               {"shapes": "x"}, {"nope": 1}, [1, 2], {"shapes": [{"points": [["a", "b"]]}]}][k % 5]
+        p.write_text(json.dumps(obj) if k % 7 else "{not json")
+        run(lambda: load_label_polygons(p))
+    for k in range(20):  # gnd files
+        root = tmp_path / f"gnd_{k}"
+        d = root / "revisitop" / "data" / "x"
+        d.mkdir(parents=True)
+        obj = [{"imlist": ["a"], "qimlist": ["q"], "gnd": [{"bbx": [0, 0, 1], "easy": []}]},
+               {"imlist": ["a"], "qimlist": ["q"], "gnd": [{"bbx": [0, 0, 1, 1], "easy": [5]}]},
+               {"imlist": 3}, "string", {"imlist": ["a"], "qimlist": ["q", "r"], "gnd": []}][k % 5]
+        with open(d / "gnd_x.pkl", "wb") as fh:
+            if k % 6:
+                pickle.dump(obj, fh)
+            else:
+                fh.write(b"garbage")
+        run(lambda: load_revisitop(root, "x"))
+    cli_cases = [["search"], ["query", str(idx_dir), "missing.jpg", "--out", str(tmp_path)],
+                 ["index", str(tmp_path / "nope"), "--out", str(tmp_path / "o")],
+                 ["evaluate", str(tmp_path), "--name", "x"], ["vocab", str(photo_dir), "--out",
+                                                              str(tmp_path / "v.npz"), "--size", "0"],
+                 ["score", str(tmp_path), "--name", "x", "--ranks", "r", "--matching", "m"],
+                 ["index", str(photo_dir), "--out", str(tmp_path / "o2"), "--max-side", "-3"],
+                 ["search", str(idx_dir), str(sorted(photo_dir.glob("*.jpg"))[0]), "--top", "zero"]]
+    for case in cli_cases * 3:
+        run(lambda: main(["-q"] + case))
+    assert counts["inputs"] >= 200, counts
+    print(counts)
