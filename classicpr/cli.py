@@ -73,7 +73,8 @@ def cmd_vocab(args) -> int:
         raise ClassicPRError(f"no images found in {args.image_dir}")
     store = FeatureStore(Path(str(args.out) + ".features"), _feature_config(args))
     done, _ = extract_to_store(args.image_dir, names, store, args.n_jobs, not args.quiet)
-    train = sample_training_descriptors(store, done, 2_000_000, args.seed)
+    from .vocabulary import TRAINING_PER_WORD
+    train = sample_training_descriptors(store, done, TRAINING_PER_WORD * args.size, args.seed)
     if len(train) < args.size:
         raise ClassicPRError(f"only {len(train)} descriptors in {args.image_dir}; "
                              f"--size {args.size} needs at least as many")
@@ -253,12 +254,65 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--masks", help="folder of {q}_{i}.png masks (precedence over polygons)")
         p.set_defaults(func=func)
 
+    p = sub.add_parser("download", help="fetch Revisited Oxford/Paris or R1M into the revisitop layout")
+    p.add_argument("dataset", choices=("roxford5k", "rparis6k", "revisitop1m", "labels"))
+    p.add_argument("--root", required=True, help="folder that will hold revisitop/data/NAME")
+    p.add_argument("--mirror", help="base URL of the image archives (default: the published host)")
+    p.add_argument("--rar", help="with 'labels': the pixel_retrieval_benchmarks.rar file")
+    p.add_argument("--keep-archives", action="store_true")
+    p.set_defaults(func=cmd_download)
+
+    p = sub.add_parser("bench", help="speed and memory of every stage at growing database sizes")
+    p.add_argument("--sizes", default="100,1000,5000", help="comma-separated database sizes")
+    p.add_argument("--json", help="write the results here")
+    p.add_argument("--work-dir", help="folder for generated images and indexes (reused)")
+    p.add_argument("--photos", action="append", help="folder of source photos (default: scikit-image's)")
+    p.add_argument("--queries", type=_positive_int, default=5)
+    p.add_argument("--exhaustive-queries", type=_non_negative_int, default=1)
+    p.add_argument("--overhead-images", type=_positive_int, default=100)
+    p.add_argument("--repeats", type=_positive_int, default=3)
+    p.add_argument("--vocab-size", type=_positive_int, default=4096)
+    _add_jobs(p)
+    p.set_defaults(func=cmd_bench)
+
     p = sub.add_parser("demo", help="build a small pixel-retrieval set from bundled photos and run it")
     p.add_argument("--out", default="classicpr-demo")
     p.add_argument("--seed", type=int, default=0)
     _add_jobs(p)
     p.set_defaults(func=cmd_demo)
     return parser
+
+
+def cmd_download(args) -> int:
+    from .download import download_dataset, unpack_labels
+    if args.dataset == "labels":
+        if not args.rar:
+            raise ClassicPRError("'classicpr download labels' needs --rar pixel_retrieval_benchmarks.rar")
+        print(f"labels unpacked into {unpack_labels(args.rar, args.root)}")
+        return 0
+    report = download_dataset(args.dataset, args.root, args.mirror, progress=not args.quiet,
+                              keep_archives=args.keep_archives)
+    if report["missing"] or report["corrupt"]:
+        print(f"{args.dataset}: {len(report['missing'])} images missing, {len(report['corrupt'])} "
+              f"corrupt, e.g. {(report['missing'] + report['corrupt'])[:10]}")
+        return 1
+    print(f"{args.dataset} is complete in {args.root}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import format_table, run_bench
+    try:
+        sizes = [int(v) for v in args.sizes.split(",")]
+    except ValueError:
+        raise ClassicPRError(f"--sizes must be integers separated by commas, got {args.sizes!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise ClassicPRError("--sizes must be positive")
+    result = run_bench(sizes, args.json, args.work_dir, args.photos, args.n_jobs, args.queries,
+                       args.exhaustive_queries, min(args.overhead_images, max(sizes)), args.repeats,
+                       args.vocab_size)
+    print(format_table(result))
+    return 0
 
 
 def cmd_demo(args) -> int:

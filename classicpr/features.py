@@ -179,6 +179,19 @@ class FeatureStore:
                      "size": np.asarray(size, np.int64)},
                     meta={"image": name})
 
+    def count(self, name: str) -> int:
+        """Number of features stored for an image (reads only the header of the file)."""
+        import zipfile
+        try:
+            with zipfile.ZipFile(self.path(name)) as z, z.open("keypoints.npy") as fh:
+                major, _ = np.lib.format.read_magic(fh)
+                read_header = (np.lib.format.read_array_header_1_0 if major == 1
+                               else np.lib.format.read_array_header_2_0)
+                shape = read_header(fh)[0]
+            return int(shape[0])
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+            return 0
+
     def load(self, name: str) -> Tuple[np.ndarray, np.ndarray, Tuple[int, int]]:
         """Keypoints (N, 4) float32, descriptors (N, 128) uint8 and (width, height)."""
         arrays, _ = load_arrays(self.path(name), FEATURES_KIND, FEATURES_VERSION)

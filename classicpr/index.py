@@ -24,7 +24,7 @@ from .features import FeatureConfig, FeatureStore, extract_image, extract_to_sto
 from .invfile import InvertedFile, features_in_box
 from .io import PathLike, list_images, load_arrays, save_arrays
 from .parallel import run_parallel, single_threaded_opencv
-from .vocabulary import Vocabulary, default_vocabulary_size
+from .vocabulary import TRAINING_PER_WORD, Vocabulary, default_vocabulary_size
 
 log = logging.getLogger("classicpr")
 
@@ -149,8 +149,9 @@ class Index:
         if not done:
             raise ClassicPRError(f"none of the {len(names)} images in {image_dir} could be read")
         if vocabulary is None:
-            train = sample_training_descriptors(store, done, 2_000_000, seed)
-            k = vocab_size or default_vocabulary_size(len(train))
+            n_desc = sum(store.count(n) for n in done)
+            k = vocab_size or default_vocabulary_size(n_desc)
+            train = sample_training_descriptors(store, done, TRAINING_PER_WORD * k, seed)
             k = min(k, len(train))
             if k < 1:
                 raise ClassicPRError("no features found in any image; cannot train a vocabulary")
@@ -246,11 +247,8 @@ class Index:
         root = Path(root) if root is not None else self.root
         if root is None:
             raise ClassicPRError("Index.save needs a folder")
-        self.vocabulary._index()
         arrays = dict(self.invfile.state())
-        arrays["centroids"] = self.vocabulary.centroids
-        if self.vocabulary._hnsw_blob is not None:
-            arrays["hnsw"] = np.asarray(self.vocabulary._hnsw_blob, np.uint8)
+        arrays.update({f"vocab_{k}": v for k, v in self.vocabulary.state().items()})
         meta = {"names": self.names, "feature_config": dataclasses.asdict(self.feature_config),
                 "image_dir": str(self.image_dir.resolve()) if self.image_dir else None,
                 "skipped": [list(s) for s in self.skipped]}
@@ -273,7 +271,8 @@ class Index:
         if root.is_file():
             root = root.parent
         arrays, meta = load_arrays(root / "index.npz", INDEX_KIND, INDEX_VERSION)
-        vocab = Vocabulary(arrays.pop("centroids"), arrays.pop("hnsw", None))
+        vocab = Vocabulary.from_state({k[6:]: arrays.pop(k) for k in list(arrays)
+                                       if k.startswith("vocab_")})
         try:
             cfg = FeatureConfig(**meta["feature_config"])
         except (TypeError, KeyError, ValueError) as exc:
