@@ -47,11 +47,22 @@ def _background(name: str, rng) -> np.ndarray:
 
 
 def _paste(bg: np.ndarray, obj: np.ndarray, rng, hard: bool):
+    """Paste ``obj`` into ``bg`` under a random homography; retried until the pasted
+    object is a plausible view (convex, 5-45 % of the canvas)."""
+    for _ in range(50):
+        out = _try_paste(bg, obj, rng, hard)
+        area = abs(cv2.contourArea(out[1].astype(np.float32)))
+        if 0.02 * CANVAS[0] * CANVAS[1] <= area <= 0.45 * CANVAS[0] * CANVAS[1]:
+            return out
+    return out
+
+
+def _try_paste(bg: np.ndarray, obj: np.ndarray, rng, hard: bool):
     h, w = obj.shape[:2]
-    side = rng.uniform(150, 220) if hard else rng.uniform(220, 300)
+    side = rng.uniform(90, 160) if hard else rng.uniform(220, 300)
     s = side / max(h, w)
-    ang = np.deg2rad(rng.uniform(-35, 35) if hard else rng.uniform(-12, 12))
-    persp = rng.uniform(-4e-4, 4e-4, 2) if hard else rng.uniform(-1.5e-4, 1.5e-4, 2)
+    ang = np.deg2rad(rng.uniform(-70, 70) if hard else rng.uniform(-12, 12))
+    persp = rng.uniform(-2.5e-4, 2.5e-4, 2) if hard else rng.uniform(-1e-4, 1e-4, 2)
     S = np.diag([s, s, 1.0])
     R = np.array([[np.cos(ang), -np.sin(ang), 0], [np.sin(ang), np.cos(ang), 0], [0, 0, 1]])
     P = np.array([[1, 0, 0], [0, 1, 0], [persp[0] / s, persp[1] / s, 1]])
@@ -68,7 +79,7 @@ def _paste(bg: np.ndarray, obj: np.ndarray, rng, hard: bool):
     out[m] = warped[m]
     gain = rng.uniform(0.7, 1.3) if hard else rng.uniform(0.85, 1.15)
     out = np.clip(out.astype(np.float32) * gain, 0, 255).astype(np.uint8)
-    sigma = rng.uniform(0.8, 1.6) if hard else rng.uniform(0, 0.8)
+    sigma = rng.uniform(1.0, 2.2) if hard else rng.uniform(0, 0.8)
     if sigma > 0.1:
         out = cv2.GaussianBlur(out, (0, 0), sigma)
     quad = cv2.perspectiveTransform(corners[None], H)[0]
@@ -149,14 +160,20 @@ def write_pictures(root, name: str, export_dir, report_dir, metrics: dict, top: 
         qimg, _ = read_image(ds.image_dir / ds.query_file(q), gray=False)
         positives = set(ds.gnd[q]["easy"]) | set(ds.gnd[q]["hard"])
         tiles = []
-        for rank, i in enumerate(ranks[:top, q]):
-            i = int(i)
+        order = [int(i) for i in ranks[:, q]]
+        # the top results, then every positive ranked below them (so misses are visible)
+        shown = order[:top] + [i for i in order[top:] if i in positives]
+        for i in shown:
+            rank = order.index(i)
             img, _ = read_image(ds.image_dir / ds.db_file(i), gray=False)
             poly = matching.get(f"qimlist_{q}_imlist_{i}")
             mp = Path(export_dir) / "masks" / f"{q}_{i}.png"
             mask = cv2.imread(str(mp), cv2.IMREAD_GRAYSCALE) > 127 if mp.is_file() else None
             gt = load_label_polygons(labels[f"{q}_{i}"]) if f"{q}_{i}" in labels else []
-            status = "unverified" if poly is None else ("correct" if i in positives else "wrong")
+            if poly is None:
+                status = "missed" if i in positives else "unverified"
+            else:
+                status = "correct" if i in positives else "wrong"
             ov = overlay(img, mask, poly, gt_polygons=gt, label=f"#{rank + 1}")
             write_png(report_dir / "overlays" / f"{q}_{rank + 1}.png", ov)
             tiles.append({"image": ov, "status": status,

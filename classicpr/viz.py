@@ -1,6 +1,8 @@
 """Pictures of results: mask overlays, ranked-results grids and a static HTML report.
 
-Colours (BGR): green = correct result (a positive), red = wrong result, grey = unverified;
+Colours (BGR): green = correct result (a localised positive), red = wrong result (a
+localised non-positive), orange = missed (a positive without a region), grey = not
+verified and not a positive;
 the predicted mask is a translucent fill with its polygon outline, the ground truth (when
 known) a yellow outline.
 """
@@ -15,7 +17,8 @@ import numpy as np
 
 from .io import PathLike, atomic_write, write_png
 
-GREEN, RED, GREY, YELLOW, BLUE = (60, 180, 60), (40, 40, 220), (150, 150, 150), (0, 220, 255), (220, 120, 0)
+GREEN, RED, GREY, YELLOW, BLUE, ORANGE = ((60, 180, 60), (40, 40, 220), (150, 150, 150),
+                                          (0, 220, 255), (220, 120, 0), (0, 140, 255))
 
 
 def overlay(image: np.ndarray, mask: Optional[np.ndarray], polygon: Optional[np.ndarray] = None,
@@ -73,13 +76,13 @@ def results_grid(query: np.ndarray, box: Sequence[float], tiles: List[dict], sid
     box : x1, y1, x2, y2
     tiles : list of dict
         Each with 'image' (an overlay, BGR), 'text' and 'status' in {"correct", "wrong",
-        "unverified"}, in rank order.
+        "missed", "unverified"}, in rank order.
     """
     q = query.copy()
     x1, y1, x2, y2 = [int(round(v)) for v in box]
     cv2.rectangle(q, (x1, y1), (x2, y2), BLUE, max(2, round(max(q.shape[:2]) / 250)))
     cells = [_tile(q, side, BLUE, "query")]
-    colour = {"correct": GREEN, "wrong": RED, "unverified": GREY}
+    colour = {"correct": GREEN, "wrong": RED, "missed": ORANGE, "unverified": GREY}
     for t in tiles:
         cells.append(_tile(t["image"], side, colour[t["status"]], t["text"]))
     rows = []
@@ -109,8 +112,9 @@ def write_report(folder: PathLike, title: str, metrics: dict, queries: List[dict
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #999;padding:4px 10px}}</style></head><body>
 <h1>{html.escape(title)}</h1>
-<p>Green frame: correct result; red: wrong result; grey: not verified. Blue fill: predicted
-mask; yellow outline: ground truth.</p>
+<p>Frames: green = correct result, red = wrong result, orange = missed (a true match
+without a region), grey = not verified (and not a match). Blue fill: predicted mask;
+yellow outline: ground truth.</p>
 <table><tr><th>metric (%)</th><th>medium</th><th>hard</th></tr>{rows}</table>
 {items}</body></html>"""
     path = folder / "index.html"

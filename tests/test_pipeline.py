@@ -85,3 +85,16 @@ def test_missing_images_are_listed(revisitop_gnd, tmp_path):
     ds = load_revisitop(tmp_path, "rparis6k")
     with pytest.raises(ClassicPRError, match="6322 database images"):
         check_benchmark(ds, False, False)
+
+
+def test_bench_smoke(tmp_path):
+    from classicpr.bench import format_table, run_bench
+    r = run_bench([6, 10], str(tmp_path / "b.json"), str(tmp_path / "w"), n_jobs=2, n_queries=1,
+                  exhaustive_queries=1, overhead_images=6, repeats=1, vocab_size=64)
+    assert set(r["results"]) == {"6", "10"}
+    row = r["results"]["10"]
+    assert row["n"] == 10 and row["index_bytes_per_image"] > 0 and row["peak_rss_mb"] > 50
+    assert row["query_ms"]["total"] > 0 and row["exhaustive_ms_per_query"] > 0
+    assert r["build_overhead_vs_bare_sift"] > 0.5 and r["speedup_2_jobs"] > 0
+    assert "n_jobs=2 speedup" in format_table(r)
+    assert json.loads((tmp_path / "b.json").read_text())["sizes"] == [6, 10]
