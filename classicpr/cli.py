@@ -192,6 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
         "Classical pixel retrieval: SIFT + visual words + RANSAC + masks."))
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details")
+    parser.add_argument("--backend", choices=("loky", "dask"), default="loky",
+                        help="joblib backend for every parallel stage (dask: a dask.distributed cluster)")
+    parser.add_argument("--scheduler", help="with --backend dask: scheduler address, e.g. tcp://10.0.0.1:8786 "
+                        "(default: a local cluster)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("vocab", help="train a visual vocabulary on a folder of images")
@@ -328,8 +332,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(message)s")
+    from .parallel import use_backend
     try:
-        return args.func(args)
+        if args.scheduler and args.backend != "dask":
+            raise ClassicPRError("--scheduler needs --backend dask")
+        with use_backend(None if args.backend == "loky" else "dask", scheduler_address=args.scheduler):
+            return args.func(args)
     except ClassicPRError as exc:
         print(f"classicpr: error: {exc}", file=sys.stderr)
         return 2

@@ -254,3 +254,14 @@ def test_fuzz_malformed_inputs(photo_dir, tmp_path):
         run(lambda: main(["-q"] + case))
     assert counts["inputs"] >= 200, counts
     print(counts)
+
+
+def test_dask_cluster_builds_the_same_index(photo_dir, tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    from classicpr.parallel import use_backend
+    Index.build(photo_dir, tmp_path / "local", vocab_size=64, seed=3, n_jobs=2, progress=False)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1",
+                                  processes=True, dashboard_address=None) as cluster:
+        with use_backend("dask", scheduler_address=cluster.scheduler_address):
+            Index.build(photo_dir, tmp_path / "dask", vocab_size=64, seed=3, n_jobs=2, progress=False)
+    _assert_same_index(tmp_path / "local", tmp_path / "dask")
