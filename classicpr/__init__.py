@@ -15,7 +15,9 @@ original image, x to the right, y down.
 """
 __version__ = "0.1.0"
 
-from .errors import ClassicPRError  # noqa: F401
+from .errors import ClassicPRError
+
+__all__ = ["ClassicPRError", "Index", "QueryResult", "load_revisitop", "__version__"]
 
 
 def __getattr__(name):  # lazy imports keep `import classicpr` cheap

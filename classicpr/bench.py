@@ -13,7 +13,6 @@ n_jobs = 2 against n_jobs = 1. Medians over repeats; JSON and a table.
 from __future__ import annotations
 
 import json
-import os
 import resource
 import subprocess
 import sys

@@ -5,7 +5,6 @@ User errors (bad files, bad parameters) print one line ``classicpr: error: ...``
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path

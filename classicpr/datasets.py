@@ -19,7 +19,7 @@ import json
 import logging
 import pickle
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import numpy as np
 

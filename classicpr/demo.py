@@ -8,7 +8,6 @@ deterministic; no network is used (the photos ship inside scikit-image).
 """
 from __future__ import annotations
 
-import json
 import pickle
 from pathlib import Path
 from typing import Optional

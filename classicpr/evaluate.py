@@ -16,7 +16,7 @@ import numpy as np
 from .datasets import RevisitopDataset, load_label_polygons, load_revisitop
 from .errors import ClassicPRError
 from .index import Index
-from .io import PathLike, image_size, write_json, write_png
+from .io import PathLike, image_size, write_png
 from .masks import MaskConfig
 from .metrics import (Prediction, clean_pair_iou, clean_pixel_scores, image_map,
                       official_pair_iou, official_pixel_scores)

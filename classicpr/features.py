@@ -20,7 +20,7 @@ from typing import List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from .errors import ClassicPRError, CorruptFileError, ImageReadError
+from .errors import ClassicPRError, ImageReadError
 from .io import PathLike, load_arrays, read_image, save_arrays, write_json
 from .parallel import run_parallel, single_threaded_opencv
 

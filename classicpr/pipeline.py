@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional
 
 import numpy as np
 
 from .features import FeatureStore, rootsift
 from .index import Index
-from .io import PathLike, read_image
+from .io import read_image
 from .masks import MaskConfig, MaskResult, grabcut_mask, projected_mask
 from .parallel import run_parallel, single_threaded_opencv
 from .verify import (Verification, VerifyConfig, ratio_correspondences, verify_pair,
@@ -81,9 +81,10 @@ def _verify_batch(args) -> List[Verification]:
         qfeat, qflat = qfeat[valid], qflat[valid]
     else:
         qfeat, qflat = np.arange(len(qwords)), qwords
+    qroot = rootsift(qdesc) if config.method == "ratio" else None
     for dwords, dkps, size, ddesc, fscale in cands:
         if config.method == "ratio":
-            qi, di = ratio_correspondences(rootsift(qdesc), rootsift(ddesc), config.ratio)
+            qi, di = ratio_correspondences(qroot, rootsift(ddesc), config.ratio)
         else:
             qi, di = word_correspondences(qflat, dwords, config.max_per_word)
             qi = qfeat[qi]
@@ -177,17 +178,15 @@ def run_query(index: Index, image, box=None, verify_config: VerifyConfig = Verif
         localised = localised[:mask_top]
     if index.image_dir is None and mask_config.method == "grabcut":
         raise ValueError("masks need the database images: the index has no image_dir")
-    if localised:
-        if mask_config.method == "projected":
-            for r in localised:
-                size = tuple(int(v) for v in index.invfile.sizes[r.image_id])
-                r.mask, r.mask_method = projected_mask(r.polygon, size), "projected"
-        else:
-            mjobs = [(index.image_dir / r.name, r.polygon, r.db_points,
-                      mask_config if not r.weak else dataclasses.replace(mask_config, method="projected"))
-                     for r in localised]
-            for r, m in zip(localised, run_parallel(_mask_one, mjobs, n_jobs, progress=False)):
-                r.mask, r.mask_method = m.mask, m.method
+    # GrabCut refines verified regions only; weak localisations keep the projected region
+    refine = [r for r in localised if mask_config.method == "grabcut" and r.verified]
+    for r in localised:
+        if not (mask_config.method == "grabcut" and r.verified):
+            size = tuple(int(v) for v in index.invfile.sizes[r.image_id])
+            r.mask, r.mask_method = projected_mask(r.polygon, size), "projected"
+    mjobs = [(index.image_dir / r.name, r.polygon, r.db_points, mask_config) for r in refine]
+    for r, m in zip(refine, run_parallel(_mask_one, mjobs, n_jobs, progress=False)):
+        r.mask, r.mask_method = m.mask, m.method
     t4 = time.perf_counter()
     t.update(features=t1 - t0, retrieval=t2 - t1, verification=t3 - t2, masks=t4 - t3)
     return results if top is None else results[:top]

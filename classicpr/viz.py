@@ -15,7 +15,7 @@ from typing import List, Optional, Sequence
 import cv2
 import numpy as np
 
-from .io import PathLike, atomic_write, write_png
+from .io import PathLike, atomic_write
 
 GREEN, RED, GREY, YELLOW, BLUE, ORANGE = ((60, 180, 60), (40, 40, 220), (150, 150, 150),
                                           (0, 220, 255), (220, 120, 0), (0, 140, 255))

@@ -8,7 +8,6 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import cv2
-import numpy as np
 import pytest
 
 from classicpr.download import DatasetSource, download_dataset, fetch
