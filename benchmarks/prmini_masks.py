@@ -23,7 +23,7 @@ def main(argv=None):
     ap.add_argument("--root", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "prmini-dev"))
     ap.add_argument("--index-dir", default="/tmp/classicpr-prmini-index")
     ap.add_argument("--verify", default="ratio", choices=("ratio", "words"))
-    ap.add_argument("--methods", default="projected,grabcut")
+    ap.add_argument("--methods", default="projected,grabcut,grabcut-region")
     ap.add_argument("--n-jobs", type=int, default=2)
     args = ap.parse_args(argv)
     ds = load_revisitop(args.root, "prmini")

@@ -271,6 +271,10 @@ class Index:
         if root.is_file():
             root = root.parent
         arrays, meta = load_arrays(root / "index.npz", INDEX_KIND, INDEX_VERSION)
+        if "vocab_centroids" not in arrays or "names" not in meta:
+            from .errors import CorruptFileError
+            raise CorruptFileError(f"{root / 'index.npz'} lacks the vocabulary or image list; "
+                                   "it was written by a development version: rebuild it")
         vocab = Vocabulary.from_state({k[6:]: arrays.pop(k) for k in list(arrays)
                                        if k.startswith("vocab_")})
         try:

@@ -1,20 +1,28 @@
-"""Pixel masks: the projected query box, refined by GrabCut where refinement can be trusted.
+"""Pixel masks: the projected query box, and GrabCut-based object masks where they are justified.
 
-``method="projected"`` is the benchmark paper's own pixel baseline: the query box projected
-by the homography, filled and clipped to the image. ``method="grabcut"`` refines it:
+Three methods (``MaskConfig.method``):
 
-1. GrabCut runs on a crop around the projected quad, downscaled so its long side is at most
-   ``work_side`` px (GrabCut costs seconds per megapixel at full size).
-2. Seeds come from verification: inlier keypoints (small disks) are sure foreground, pixels
-   farther than a margin outside the quad are sure background, the quad is probable
-   foreground and the margin band probable background.
-3. Guards: an empty or tiny foreground or background seed skips GrabCut; the refined mask
-   is accepted only if it keeps at least ``min_keep`` of the quad's area and most of the
-   inliers (``min_inlier_cover``). Otherwise the projected quad is returned: on planar
-   scenes (where the object *is* the whole projected box) GrabCut tends to carve texture
-   out of the box, and these checks keep that from damaging them.
+``"projected"`` (default) -- the benchmark paper's own pixel baseline: the query box
+projected by the homography, filled and clipped to the image.
 
-The GrabCut initialisation is seeded (``cv2.setRNGSeed``), so masks are deterministic.
+``"grabcut"`` -- motion-aware object transfer. GrabCut segments the object inside the
+query box (rect initialisation, on the query image at reduced resolution). For every
+verified image a second homography is fitted on the correspondences whose query feature
+lies on that segment. If it moves the box clearly differently from the homography of all
+matches (a box corner shifts by more than ``object_motion`` of the region's diagonal), the
+object moves independently of its surroundings (a person, an animal, a car in front of a
+background): the mask is the query segment warped by the object's homography. Otherwise
+the box content moves as one rigid plane, as on a facade or a planar scene, and the
+projected box is kept, since there the label is the whole box and carving it can only
+lose. A segment covering < 10 % or > 95 % of the box gives no object hypothesis.
+
+``"grabcut-region"`` -- GrabCut refinement of the projected region inside the database
+image, seeded by verification (inlier keypoints sure foreground, far outside the region
+sure background), on a crop at reduced resolution, with guards (too small a result, or one
+that drops the inliers, falls back to the projected region). Measured on prmini-dev it
+lowers S-mIoU (it carves texture out of planar boxes), so it is not the default.
+
+GrabCut initialisations are seeded (``cv2.setRNGSeed``), so masks are deterministic.
 """
 from __future__ import annotations
 
@@ -26,6 +34,8 @@ import numpy as np
 
 from .regions import rasterize_polygons
 
+MASK_METHODS = ("projected", "grabcut", "grabcut-region")
+
 
 @dataclasses.dataclass(frozen=True)
 class MaskConfig:
@@ -33,20 +43,26 @@ class MaskConfig:
 
     Attributes
     ----------
-    method : {"projected", "grabcut"}
-        "projected" is the default: on prmini-dev the GrabCut refinement still lowers
-        S-mIoU (37.2 vs 50.8 medium), so it stays opt-in until it wins.
+    method : {"projected", "grabcut", "grabcut-region"}
+        See the module docstring.
     work_side : int
-        Long side of the crop GrabCut runs on.
+        Long side of the image or crop GrabCut runs on.
     iterations : int
         GrabCut iterations.
+    object_motion : float
+        ("grabcut") Minimum displacement of a box corner between the object homography and
+        the homography of all matches, as a fraction of the projected region's diagonal, to
+        treat the object as moving independently (0.15: clearly beyond the few percent by
+        which two fits of one rigid plane differ).
+    min_object_fraction, max_object_fraction : float
+        ("grabcut") The query segment must cover this range of the box area.
     margin : float
-        Width of the probable-background band around the quad, as a fraction of the quad's
-        bounding-box diagonal.
+        ("grabcut-region") Width of the probable-background band around the quad, as a
+        fraction of the quad's bounding-box diagonal.
     min_keep : float
-        A refined mask smaller than this fraction of the (clipped) quad is rejected.
+        ("grabcut-region") A refined mask smaller than this fraction of the quad is rejected.
     min_inlier_cover : float
-        A refined mask must contain at least this fraction of the inlier points.
+        ("grabcut-region") A refined mask must contain this fraction of the inlier points.
     seed : int
         Seed of OpenCV's RNG for GrabCut's GMM initialisation.
     """
@@ -54,14 +70,17 @@ class MaskConfig:
     method: str = "projected"
     work_side: int = 384
     iterations: int = 4
+    object_motion: float = 0.15
+    min_object_fraction: float = 0.10
+    max_object_fraction: float = 0.95
     margin: float = 0.08
     min_keep: float = 0.45
     min_inlier_cover: float = 0.85
     seed: int = 0
 
     def __post_init__(self):
-        if self.method not in ("grabcut", "projected"):
-            raise ValueError(f"mask method must be 'grabcut' or 'projected', got {self.method!r}")
+        if self.method not in MASK_METHODS:
+            raise ValueError(f"mask method must be one of {MASK_METHODS}, got {self.method!r}")
 
 
 @dataclasses.dataclass
@@ -72,7 +91,7 @@ class MaskResult:
     ----------
     mask : (H, W) bool array
     method : str
-        "grabcut" if refinement was accepted, else "projected".
+        "grabcut-region" if refinement was accepted, else "projected".
     note : str
         Why GrabCut was skipped or rejected, if it was.
     """
@@ -82,14 +101,69 @@ class MaskResult:
     note: str = ""
 
 
+def segment_query(image: np.ndarray, box, config: MaskConfig = MaskConfig()) -> Optional[np.ndarray]:
+    """The object inside the query box, by GrabCut with rectangle initialisation.
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8 BGR array
+        The query image.
+    box : (4,) x1, y1, x2, y2
+        The query box (inside the image).
+
+    Returns
+    -------
+    (H, W) bool array, or None when GrabCut finds no plausible object (segment outside
+    [min_object_fraction, max_object_fraction] of the box, or GrabCut fails).
+    """
+    h, w = image.shape[:2]
+    f = min(1.0, config.work_side / max(h, w))
+    small = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if f < 1 else image
+    x1, y1, x2, y2 = np.round(np.asarray(box, np.float64) * f).astype(int)
+    x1, y1 = max(x1, 0), max(y1, 0)
+    x2, y2 = min(x2, small.shape[1] - 1), min(y2, small.shape[0] - 1)
+    if x2 - x1 < 8 or y2 - y1 < 8:
+        return None
+    gc = np.zeros(small.shape[:2], np.uint8)
+    cv2.setRNGSeed(config.seed)
+    try:
+        cv2.grabCut(small, gc, (int(x1), int(y1), int(x2 - x1), int(y2 - y1)),
+                    np.zeros((1, 65)), np.zeros((1, 65)), config.iterations + 1,
+                    cv2.GC_INIT_WITH_RECT)
+    except cv2.error:
+        return None
+    fg = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).astype(np.uint8)
+    frac = fg.sum() / float((x2 - x1 + 1) * (y2 - y1 + 1))
+    if not config.min_object_fraction <= frac <= config.max_object_fraction:
+        return None
+    return cv2.resize(fg, (w, h), interpolation=cv2.INTER_NEAREST) > 0
+
+
+def transfer_segment(segment: np.ndarray, H: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+    """Warp a query segment (H_q, W_q) bool into a database image of ``size`` by homography H."""
+    warped = cv2.warpPerspective(segment.astype(np.uint8) * 255, np.asarray(H, np.float64),
+                                 (int(size[0]), int(size[1])), flags=cv2.INTER_LINEAR)
+    return warped > 127
+
+
+def mask_polygon(mask: np.ndarray) -> Optional[np.ndarray]:
+    """Outline of the largest connected region of a mask as a (K, 2) float x, y polygon."""
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return None
+    c = max(contours, key=cv2.contourArea)
+    c = cv2.approxPolyDP(c, 1.0, True).reshape(-1, 2).astype(np.float64)
+    return c if len(c) >= 3 else None
+
+
 def projected_mask(quad: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
     """The quad filled and clipped to an image of ``size = (width, height)``: (H, W) bool."""
     return rasterize_polygons([quad], size)
 
 
-def grabcut_mask(image: np.ndarray, quad: np.ndarray, inlier_points: Optional[np.ndarray],
-                 config: MaskConfig = MaskConfig()) -> MaskResult:
-    """Refine the projected quad into an object mask with seeded GrabCut.
+def refine_region(image: np.ndarray, quad: np.ndarray, inlier_points: Optional[np.ndarray],
+                  config: MaskConfig = MaskConfig()) -> MaskResult:
+    """("grabcut-region") Refine the projected quad into a mask with seeded GrabCut.
 
     Parameters
     ----------
@@ -108,7 +182,7 @@ def grabcut_mask(image: np.ndarray, quad: np.ndarray, inlier_points: Optional[np
     h, w = image.shape[:2]
     region = projected_mask(quad, (w, h))
     area = int(region.sum())
-    if config.method == "projected":
+    if config.method != "grabcut-region":
         return MaskResult(region, "projected")
     if area < 64:
         return MaskResult(region, "projected", "projected region too small for GrabCut")
@@ -162,4 +236,4 @@ def grabcut_mask(image: np.ndarray, quad: np.ndarray, inlier_points: Optional[np
     full = np.zeros((h, w), bool)
     back = cv2.resize(fg_small * 255, (cx2 - cx1, cy2 - cy1), interpolation=cv2.INTER_LINEAR) > 127
     full[cy1:cy2, cx1:cx2] = back
-    return MaskResult(full, "grabcut")
+    return MaskResult(full, "grabcut-region")

@@ -4,23 +4,25 @@
 once per benchmark query. Follow a query from here: features inside the box
 (``Index.query_features``), tf-idf shortlist (``Index.retrieve``), correspondences and
 RANSAC per shortlisted image (``verify.verify_pair``), re-ranking (verified images first,
-by inliers), then a mask per verified image (``masks.grabcut_mask``).
+by inliers), then a region and mask per localised image (``masks``: the projected box, or
+with ``method="grabcut"`` the query's GrabCut segment carried by an object homography).
 """
 from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
 from .features import FeatureStore, rootsift
 from .index import Index
 from .io import read_image
-from .masks import MaskConfig, MaskResult, grabcut_mask, projected_mask
+from .masks import (MaskConfig, MaskResult, mask_polygon, projected_mask, refine_region,
+                    segment_query, transfer_segment)
 from .parallel import run_parallel, single_threaded_opencv
-from .verify import (Verification, VerifyConfig, ratio_correspondences, verify_pair,
-                     word_correspondences)
+from .verify import (Verification, VerifyConfig, object_motion, ratio_correspondences,
+                     verify_pair, word_correspondences)
 
 
 @dataclasses.dataclass
@@ -45,7 +47,11 @@ class QueryResult:
     mask : (H, W) bool array or None
         Pixel mask (for the verified results whose masks were computed).
     mask_method : str
-        "grabcut", "projected" or "" (no mask).
+        "projected", "object" (query segment carried by ``object_H``), "grabcut-region",
+        or "" (no mask).
+    object_H : (3, 3) float64 array or None
+        With ``MaskConfig(method="grabcut")``: the homography of the correspondences on the
+        query's object segment, when the object moves independently of its surroundings.
     """
 
     image_id: int
@@ -58,6 +64,7 @@ class QueryResult:
     mask_method: str = ""
     db_points: Optional[np.ndarray] = None
     weak: bool = False
+    object_H: Optional[np.ndarray] = None
 
     @property
     def verified(self) -> bool:
@@ -70,9 +77,10 @@ class QueryResult:
         return self.polygon is not None
 
 
-def _verify_batch(args) -> List[Verification]:
+def _verify_batch(args) -> List[Tuple[Verification, Optional[Verification]]]:
+    """Verify candidates; with ``on_object`` also fit the object's own homography."""
     single_threaded_opencv()
-    qkps, qwords, qdesc, box, cands, config = args
+    qkps, qwords, qdesc, box, cands, config, on_object, min_motion = args
     out = []
     if qwords.ndim == 2:  # multiple assignment: feature j appears once per assigned word
         qfeat = np.repeat(np.arange(len(qwords)), qwords.shape[1])
@@ -88,7 +96,14 @@ def _verify_batch(args) -> List[Verification]:
         else:
             qi, di = word_correspondences(qflat, dwords, config.max_per_word)
             qi = qfeat[qi]
-        out.append(verify_pair(qkps, dkps, qi, di, box, size, config, fscale))
+        v = verify_pair(qkps, dkps, qi, di, box, size, config, fscale)
+        obj = None
+        if on_object is not None and v.verified:
+            sel = on_object[qi]
+            obj = verify_pair(qkps, dkps, qi[sel], di[sel], box, size, config, fscale)
+            if not obj.verified or object_motion(v, obj) <= min_motion:
+                obj = None
+        out.append((v, obj))
     return out
 
 
@@ -96,7 +111,17 @@ def _mask_one(args) -> MaskResult:
     single_threaded_opencv()
     path, quad, points, config = args
     image, _ = read_image(path, gray=False)
-    return grabcut_mask(image, quad, points, config)
+    return refine_region(image, quad, points, config)
+
+
+def _query_segment(image, box, config: MaskConfig) -> Optional[np.ndarray]:
+    """GrabCut segment of the object in the query box (None if there is no plausible one)."""
+    import cv2
+    if isinstance(image, np.ndarray):
+        colour = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    else:
+        colour, _ = read_image(image, gray=False)
+    return segment_query(colour, box, config)
 
 
 def run_query(index: Index, image, box=None, verify_config: VerifyConfig = VerifyConfig(),
@@ -158,17 +183,26 @@ def run_query(index: Index, image, box=None, verify_config: VerifyConfig = Verif
         vwords = index.vocabulary.assign_multi(rootsift(qdesc), verify_config.multiple_assignment)
     else:
         vwords = qwords
-    jobs = [(qkps, vwords, qdesc if store is not None else None, box, cands[a:b], verify_config)
+    segment = on_object = None
+    if mask_config.method == "grabcut" and len(short):
+        segment = _query_segment(image, box, mask_config)
+        if segment is not None:
+            xy = np.clip(np.rint(qkps[:, :2]).astype(int), 0, [qsize[0] - 1, qsize[1] - 1])
+            on_object = segment[xy[:, 1], xy[:, 0]]
+    jobs = [(qkps, vwords, qdesc if store is not None else None, box, cands[a:b], verify_config,
+             on_object, mask_config.object_motion)
             for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-    verifs: List[Verification] = [v for batch in run_parallel(_verify_batch, jobs, n_jobs,
-                                                                progress=False) for v in batch]
+    pairs: List[Tuple[Verification, Optional[Verification]]] = [
+        p for batch in run_parallel(_verify_batch, jobs, n_jobs, progress=False) for p in batch]
     t3 = time.perf_counter()
     results = [QueryResult(int(i), index.names[i], float(s)) for i, s in zip(ids, scores)]
-    for r, v in zip(results, verifs):
+    for r, (v, obj) in zip(results, pairs):
         r.inliers = v.inliers
         r.H = v.H
         if v.localised:
             r.polygon, r.db_points, r.weak = v.quad, v.db_points, v.weak
+        if obj is not None:
+            r.object_H = obj.H
     head = results[: len(short)]
     # verified images first, by inliers; then the rest by BoW score
     head.sort(key=lambda r: (not r.verified, -r.inliers if r.verified else 0, -r.score, r.image_id))
@@ -178,12 +212,19 @@ def run_query(index: Index, image, box=None, verify_config: VerifyConfig = Verif
         localised = localised[:mask_top]
     if index.image_dir is None and mask_config.method == "grabcut":
         raise ValueError("masks need the database images: the index has no image_dir")
-    # GrabCut refines verified regions only; weak localisations keep the projected region
-    refine = [r for r in localised if mask_config.method == "grabcut" and r.verified]
+    # region refinement applies to verified images only; weak localisations keep the box
+    refine = [r for r in localised if mask_config.method == "grabcut-region" and r.verified]
     for r in localised:
-        if not (mask_config.method == "grabcut" and r.verified):
-            size = tuple(int(v) for v in index.invfile.sizes[r.image_id])
-            r.mask, r.mask_method = projected_mask(r.polygon, size), "projected"
+        if mask_config.method == "grabcut-region" and r.verified:
+            continue
+        size = tuple(int(v) for v in index.invfile.sizes[r.image_id])
+        if r.object_H is not None and segment is not None:
+            mask = transfer_segment(segment, r.object_H, size)
+            poly = mask_polygon(mask)
+            if poly is not None:
+                r.mask, r.polygon, r.mask_method = mask, poly, "object"
+                continue
+        r.mask, r.mask_method = projected_mask(r.polygon, size), "projected"
     mjobs = [(index.image_dir / r.name, r.polygon, r.db_points, mask_config) for r in refine]
     for r, m in zip(refine, run_parallel(_mask_one, mjobs, n_jobs, progress=False)):
         r.mask, r.mask_method = m.mask, m.method

@@ -324,6 +324,15 @@ def verify_pair(query_kps: np.ndarray, db_kps: np.ndarray, qi: np.ndarray, di: n
     return result
 
 
+def object_motion(base: Verification, obj: Verification) -> float:
+    """Largest box-corner displacement between two verifications, relative to the diagonal
+    of ``base``'s projected region (inf if either has no region)."""
+    if base.quad is None or obj.quad is None:
+        return float("inf")
+    diag = float(np.hypot(*(base.quad.max(0) - base.quad.min(0))))
+    return float(np.abs(obj.quad - base.quad).max() / max(diag, 1e-9))
+
+
 def _weak_localisation(result: Verification, src: np.ndarray, dst: np.ndarray, box,
                        db_size, config: VerifyConfig, thr: float) -> Verification:
     """Fit a similarity transform (4 DoF, 2-point RANSAC) when the homography failed."""

@@ -171,3 +171,30 @@ def test_boxes_and_regions():
     assert rasterize_polygons([], (4, 3)).shape == (3, 4)
     assert box_iou((0, 0, 9, 9), (0, 0, 9, 4)) == pytest.approx(0.5)
     assert not is_simple_quad(np.array([[0, 0], [10, 10], [10, 0], [0, 10.0]]))
+
+
+def test_segment_query_finds_an_object_in_its_box(photo):
+    from classicpr.masks import MaskConfig, mask_polygon, segment_query, transfer_segment
+    from classicpr.regions import mask_iou
+    cat = cv2.resize(photo, (200, 200))
+    canvas = np.full((480, 640, 3), (40, 160, 60), np.uint8)  # a green field
+    disk = np.zeros((480, 640), np.uint8)
+    cv2.circle(disk, (320, 240), 100, 1, -1)
+    canvas[140:340, 220:420][disk[140:340, 220:420] > 0] = cat[disk[140:340, 220:420] > 0]
+    seg = segment_query(canvas, (215, 135, 425, 345), MaskConfig())
+    assert seg is not None and mask_iou(seg, disk > 0) > 0.85
+    # a plain box without an object inside gives no hypothesis
+    assert segment_query(np.full((200, 200, 3), 90, np.uint8), (20, 20, 180, 180)) is None
+    H = np.array([[1, 0, 30], [0, 1, -20], [0, 0, 1.0]])
+    moved = transfer_segment(disk > 0, H, (640, 480))
+    assert moved[260, 350] and not moved[240, 221]
+    poly = mask_polygon(moved)
+    assert poly.shape[1] == 2 and abs(poly[:, 0].mean() - 350) < 3
+
+
+def test_object_motion_measure():
+    from classicpr.verify import Verification, object_motion
+    a = Verification(quad=np.array([[0, 0], [100, 0], [100, 100], [0, 100.0]]))
+    b = Verification(quad=a.quad + [30, 0])
+    assert object_motion(a, b) == pytest.approx(30 / np.hypot(100, 100))
+    assert object_motion(a, Verification()) == float("inf")
