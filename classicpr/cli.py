@@ -53,9 +53,10 @@ def _add_verify(p):
                    help="top BoW results verified (0 = BoW ranking only)")
     p.add_argument("--verify", choices=("ratio", "words"), default="ratio",
                    help="correspondences: descriptor ratio test (default) or shared words")
-    p.add_argument("--mask", choices=("projected", "grabcut", "grabcut-region"), default="projected",
-                   help="region of a verified image: projected box (default), GrabCut object "
-                        "segment carried by its own homography, or GrabCut refinement of the region")
+    p.add_argument("--mask", choices=("projected", "grabcut", "grabcut-region"), default="grabcut",
+                   help="region of a verified image: GrabCut object segment carried by its own "
+                        "homography where the object moves independently, else the projected box "
+                        "(grabcut, default); the projected box only; or GrabCut refinement of the region")
 
 
 def _feature_config(args):

@@ -2,10 +2,10 @@
 
 Three methods (``MaskConfig.method``):
 
-``"projected"`` (default) -- the benchmark paper's own pixel baseline: the query box
-projected by the homography, filled and clipped to the image.
+``"projected"`` -- the benchmark paper's own pixel baseline: the query box projected by
+the homography, filled and clipped to the image.
 
-``"grabcut"`` -- motion-aware object transfer. GrabCut segments the object inside the
+``"grabcut"`` (default) -- motion-aware object transfer. GrabCut segments the object inside the
 query box (rect initialisation, on the query image at reduced resolution). For every
 verified image a second homography is fitted on the correspondences whose query feature
 lies on that segment. If it moves the box clearly differently from the homography of all
@@ -67,7 +67,7 @@ class MaskConfig:
         Seed of OpenCV's RNG for GrabCut's GMM initialisation.
     """
 
-    method: str = "projected"
+    method: str = "grabcut"
     work_side: int = 384
     iterations: int = 4
     object_motion: float = 0.15

@@ -78,9 +78,13 @@ class QueryResult:
 
 
 def _verify_batch(args) -> List[Tuple[Verification, Optional[Verification]]]:
-    """Verify candidates; with ``on_object`` also fit the object's own homography."""
+    """Verify candidates; with ``on_object`` also fit the object's own homography.
+
+    Descriptors (ratio method) are read from the feature store here, one candidate at a
+    time, so memory stays bounded however long the shortlist is.
+    """
     single_threaded_opencv()
-    qkps, qwords, qdesc, box, cands, config, on_object, min_motion = args
+    qkps, qwords, qdesc, box, cands, config, on_object, min_motion, store = args
     out = []
     if qwords.ndim == 2:  # multiple assignment: feature j appears once per assigned word
         qfeat = np.repeat(np.arange(len(qwords)), qwords.shape[1])
@@ -90,9 +94,9 @@ def _verify_batch(args) -> List[Tuple[Verification, Optional[Verification]]]:
     else:
         qfeat, qflat = np.arange(len(qwords)), qwords
     qroot = rootsift(qdesc) if config.method == "ratio" else None
-    for dwords, dkps, size, ddesc, fscale in cands:
+    for name, dwords, dkps, size, fscale in cands:
         if config.method == "ratio":
-            qi, di = ratio_correspondences(qroot, rootsift(ddesc), config.ratio)
+            qi, di = ratio_correspondences(qroot, rootsift(store.load(name)[1]), config.ratio)
         else:
             qi, di = word_correspondences(qflat, dwords, config.max_per_word)
             qi = qfeat[qi]
@@ -175,8 +179,7 @@ def run_query(index: Index, image, box=None, verify_config: VerifyConfig = Verif
         dwords, dkps = index.invfile.image_features(int(i))
         size = tuple(int(v) for v in index.invfile.sizes[i])
         fscale = max(size) / index.feature_config.max_side
-        ddesc = store.load(index.names[i])[1] if store is not None else None
-        cands.append((dwords, dkps, size, ddesc, fscale))
+        cands.append((index.names[i], dwords, dkps, size, fscale))
     n_batches = max(1, min(len(cands), 4 * (n_jobs or 1) if n_jobs != 1 else 1))
     bounds = np.linspace(0, len(cands), n_batches + 1).astype(int)
     if verify_config.multiple_assignment > 1 and verify_config.method == "words":
@@ -184,13 +187,15 @@ def run_query(index: Index, image, box=None, verify_config: VerifyConfig = Verif
     else:
         vwords = qwords
     segment = on_object = None
+    t_seg = time.perf_counter()
     if mask_config.method == "grabcut" and len(short):
         segment = _query_segment(image, box, mask_config)
         if segment is not None:
             xy = np.clip(np.rint(qkps[:, :2]).astype(int), 0, [qsize[0] - 1, qsize[1] - 1])
             on_object = segment[xy[:, 1], xy[:, 0]]
+    t_seg = time.perf_counter() - t_seg  # part of the mask stage
     jobs = [(qkps, vwords, qdesc if store is not None else None, box, cands[a:b], verify_config,
-             on_object, mask_config.object_motion)
+             on_object, mask_config.object_motion, store)
             for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
     pairs: List[Tuple[Verification, Optional[Verification]]] = [
         p for batch in run_parallel(_verify_batch, jobs, n_jobs, progress=False) for p in batch]
@@ -229,5 +234,6 @@ def run_query(index: Index, image, box=None, verify_config: VerifyConfig = Verif
     for r, m in zip(refine, run_parallel(_mask_one, mjobs, n_jobs, progress=False)):
         r.mask, r.mask_method = m.mask, m.method
     t4 = time.perf_counter()
-    t.update(features=t1 - t0, retrieval=t2 - t1, verification=t3 - t2, masks=t4 - t3)
+    t.update(features=t1 - t0, retrieval=t2 - t1, verification=t3 - t2 - t_seg,
+             masks=t4 - t3 + t_seg)
     return results if top is None else results[:top]

@@ -64,6 +64,9 @@ class VerifyConfig:
         The projected box must cover at least this fraction of the database image.
     max_iters : int
         RANSAC iterations (MAGSAC++ stops earlier when confident).
+    refit : bool
+        Refit the homography by least squares on all inliers after RANSAC (kept only if it
+        explains at least as many correspondences), the usual final step of LO-RANSAC.
     min_weak_inliers : int
         When the homography is not verified, a RANSAC similarity transform with at least
         this many inliers still localises the box (a "weak" result, ranked as unverified);
@@ -82,6 +85,7 @@ class VerifyConfig:
     min_area_fraction: float = 0.0005
     max_iters: int = 10000
     min_weak_inliers: int = 6
+    refit: bool = True
 
     def __post_init__(self):
         if self.method not in ("words", "ratio"):
@@ -315,6 +319,16 @@ def verify_pair(query_kps: np.ndarray, db_kps: np.ndarray, qi: np.ndarray, di: n
     if n_inl < config.min_inliers:
         result.reason = f"{n_inl} inliers < {config.min_inliers}"
         return _weak_localisation(result, src, dst, box, db_size, config, thr)
+    if config.refit and n_inl >= 8:
+        # final least-squares fit on all inliers (Levenberg-Marquardt on reprojection error),
+        # kept only if it explains at least as many correspondences at the same threshold
+        H_ls, _ = cv2.findHomography(src[inl], dst[inl], 0)
+        if H_ls is not None and np.all(np.isfinite(H_ls)):
+            def support(M):
+                p = cv2.perspectiveTransform(src.reshape(-1, 1, 2), M).reshape(-1, 2)
+                return int((np.linalg.norm(p - dst, axis=1) < thr).sum())
+            if support(H_ls) >= support(H):
+                H = H_ls
     quad, reason = check_homography(H, np.asarray(box, np.float64), db_size, config)
     if quad is None:
         result.reason = reason
