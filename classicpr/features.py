@@ -71,12 +71,13 @@ def rootsift(descriptors: np.ndarray, eps: float = 1e-7) -> np.ndarray:
     -------
     (N, D) float32 array with unit L2 norm rows (all-zero rows stay zero).
     """
-    d = np.asarray(descriptors, dtype=np.float32)
+    d = np.array(descriptors, dtype=np.float32)  # a copy, modified in place below
     if d.ndim != 2:
         raise ValueError(f"descriptors must be a 2-D (N, D) array, got shape {d.shape}")
-    d = d / (np.abs(d).sum(axis=1, keepdims=True) + eps)
-    d = np.sqrt(d)
-    d /= np.linalg.norm(d, axis=1, keepdims=True) + eps
+    np.abs(d, out=d)
+    d /= d.sum(axis=1, keepdims=True) + eps
+    np.sqrt(d, out=d)
+    d /= np.sqrt(np.einsum("ij,ij->i", d, d))[:, None] + eps
     return d
 
 
