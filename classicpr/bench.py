@@ -116,6 +116,7 @@ def _one_size(image_dir: Path, names: List[str], vocab_path: Path, work: Path, n
     index = Index.build(image_dir, work / "index", names=names, vocabulary=vocab,
                         n_jobs=n_jobs, progress=False)
     build = time.perf_counter() - t0
+    rss_build = _peak_rss_mb()
     n_desc = int(index.invfile.offsets[-1])
     rng = np.random.default_rng(0)
     qids = rng.choice(len(names), min(n_queries, len(names)), replace=False)
@@ -154,7 +155,7 @@ def _one_size(image_dir: Path, names: List[str], vocab_path: Path, work: Path, n
                      "masks": med["masks"], "masks_grabcut": med["masks_grabcut"],
                      "total": med["retrieval"] + med["verification"] + med["masks"]},
         "exhaustive_ms_per_query": 1000 * float(np.median(exhaustive)) if exhaustive else None,
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": _peak_rss_mb(), "peak_rss_build_mb": rss_build,
     }
 
 
@@ -227,7 +228,8 @@ def _child() -> None:
 def format_table(result: dict) -> str:
     """The bench JSON as a plain-text table."""
     lines = [f"{'images':>7} {'extract ms/img':>14} {'build s':>8} {'KB/img':>7} {'retr ms':>8} "
-             f"{'verif ms':>8} {'masks ms':>8} {'total ms':>8} {'exhaust ms':>10} {'peak MB':>8}"]
+             f"{'verif ms':>8} {'masks ms':>8} {'total ms':>8} {'exhaust ms':>10} {'peak MB':>8} "
+             f"{'build MB':>8}"]
     for n in result["sizes"]:
         r = result["results"][str(n)]
         q = r["query_ms"]
@@ -235,7 +237,8 @@ def format_table(result: dict) -> str:
         lines.append(f"{n:>7} {r['extract_ms_per_image']:>14.1f} {r['index_build_s']:>8.1f} "
                      f"{r['index_bytes_per_image'] / 1024:>7.1f} {q['retrieval']:>8.1f} "
                      f"{q['verification']:>8.1f} {q['masks']:>8.1f} {q['total']:>8.1f} "
-                     f"{(ex if ex is not None else float('nan')):>10.0f} {r['peak_rss_mb']:>8.0f}")
+                     f"{(ex if ex is not None else float('nan')):>10.0f} {r['peak_rss_mb']:>8.0f} "
+                     f"{r['peak_rss_build_mb']:>8.0f}")
     lines.append(f"index build, n_jobs=1 vs bare OpenCV SIFT loop: "
                  f"{result['build_overhead_vs_bare_sift']:.2f}x; n_jobs=2 speedup: {result['speedup_2_jobs']:.2f}x")
     return "\n".join(lines)
