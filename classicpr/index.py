@@ -134,9 +134,10 @@ class Index:
             raise ClassicPRError(f"no images to index in {image_dir}")
         if (root / "index.npz").is_file():
             existing = cls.load(root, image_dir)
-            if existing.feature_config == feature_config and (
-                    vocabulary is None or np.array_equal(vocabulary.centroids,
-                                                         existing.vocabulary.centroids)):
+            same_vocab = (np.array_equal(vocabulary.centroids, existing.vocabulary.centroids)
+                          if vocabulary is not None else
+                          vocab_size is None or vocab_size == existing.vocabulary.size)
+            if existing.feature_config == feature_config and same_vocab:
                 known = set(existing.names) | {n for n, _ in existing.skipped}
                 new = [n for n in names if n not in known]
                 if new:

@@ -64,7 +64,10 @@ class InvertedFile:
 
     def __init__(self, n_words: int):
         self.n_words = int(n_words)
-        self.counts = sp.csc_matrix((0, self.n_words), dtype=np.float32)
+        # term counts are kept in one layout at a time: image-major while images are added
+        # (cheap to append to), word-major once queried (the postings of each word)
+        self._rows: Optional[sp.csr_matrix] = sp.csr_matrix((0, self.n_words), dtype=np.float32)
+        self._cols: Optional[sp.csc_matrix] = None
         self.idf = np.zeros(self.n_words, np.float32)
         self.norms = np.zeros(0, np.float32)
         # direct index
@@ -78,6 +81,21 @@ class InvertedFile:
     @property
     def n_images(self) -> int:
         return len(self.sizes)
+
+    @property
+    def counts(self) -> sp.csc_matrix:
+        """Term counts (n_images, n_words) in CSC layout: the postings of each word."""
+        if self._cols is None:
+            self._cols = self._rows.tocsc()
+            self._cols.sort_indices()
+            self._rows = None
+        return self._cols
+
+    def _image_major(self) -> sp.csr_matrix:
+        if self._rows is None:
+            self._rows = self._cols.tocsr()
+            self._cols = None
+        return self._rows
 
     def add(self, words_per_image, keypoints_per_image, sizes) -> None:
         """Add images.
@@ -114,7 +132,8 @@ class InvertedFile:
         new_counts = sp.coo_matrix((np.ones(len(r), np.float32), (r - self.n_images, c)),
                                    shape=(n_new, self.n_words)).tocsr()
         new_counts.sum_duplicates()
-        self.counts = sp.vstack([self.counts.tocsr(), new_counts], format="csc")
+        self._rows = sp.vstack([self._image_major(), new_counts], format="csr")
+        self._cols = None
         self.words = np.concatenate([self.words, c.astype(self.words.dtype)])
         self.xy = np.concatenate([self.xy] + new_geo["xy"])
         self.scale = np.concatenate([self.scale] + new_geo["scale"])
@@ -124,12 +143,14 @@ class InvertedFile:
         self._reweight()
 
     def _reweight(self) -> None:
-        df = np.diff(self.counts.indptr).astype(np.float64)  # CSC: postings per word
+        rows = self._rows if self._rows is not None else self._cols.tocsr()
+        df = np.bincount(rows.indices, minlength=self.n_words).astype(np.float64)  # images per word
         n = max(self.n_images, 1)
         self.idf = np.where(df > 0, np.log(n / np.maximum(df, 1)), 0.0).astype(np.float32)
-        weighted = self.counts.multiply(self.idf[None, :]).tocsr()
-        self.norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel()
-                             ).astype(np.float32)
+        w = rows.data * self.idf[rows.indices]
+        image_of = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
+        self.norms = np.sqrt(np.bincount(image_of, w.astype(np.float64) ** 2,
+                                         minlength=rows.shape[0])).astype(np.float32)
 
     def query(self, words: np.ndarray) -> np.ndarray:
         """Cosine similarity of a query bag of words with every database image.
@@ -174,7 +195,8 @@ class InvertedFile:
 
     def nbytes(self) -> Dict[str, int]:
         """Bytes held in memory by each part of the index."""
-        inv = self.counts.data.nbytes + self.counts.indices.nbytes + self.counts.indptr.nbytes
+        c = self.counts
+        inv = c.data.nbytes + c.indices.nbytes + c.indptr.nbytes
         direct = (self.words.nbytes + self.xy.nbytes + self.scale.nbytes + self.angle.nbytes
                   + self.offsets.nbytes + self.sizes.nbytes)
         return {"inverted_file": int(inv + self.idf.nbytes + self.norms.nbytes),
@@ -192,9 +214,10 @@ class InvertedFile:
     def from_state(cls, n_words: int, s: Dict[str, np.ndarray]) -> "InvertedFile":
         inv = cls(n_words)
         n_images = len(s["sizes"])
-        inv.counts = sp.csc_matrix(
+        inv._cols = sp.csc_matrix(
             (s["inv_counts"].astype(np.float32), s["inv_indices"], s["inv_indptr"]),
             shape=(n_images, n_words))
+        inv._rows = None
         for k in ("offsets", "words", "xy", "scale", "angle", "sizes"):
             setattr(inv, k, s[k])
         inv._reweight()

@@ -98,3 +98,12 @@ def test_bench_smoke(tmp_path):
     assert r["build_overhead_vs_bare_sift"] > 0.5 and r["speedup_2_jobs"] > 0
     assert "n_jobs=2 speedup" in format_table(r)
     assert json.loads((tmp_path / "b.json").read_text())["sizes"] == [6, 10]
+
+
+def test_demo_is_deterministic(demo_set, tmp_path):
+    from classicpr.demo import run_demo
+    out, result = demo_set
+    again = run_demo(tmp_path / "again", seed=0, n_jobs=1, progress=False)
+    assert again["mAP"] == result["mAP"] and again["mIoU_S"] == result["mIoU_S"]
+    np.testing.assert_array_equal(np.load(tmp_path / "again" / "export" / "ranks.npy"),
+                                  np.load(out / "export" / "ranks.npy"))
