@@ -8,20 +8,16 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEFAULT_WORK, demo_root  # noqa: E402
+from _common import benchmark_arguments, benchmark_root  # noqa: E402
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--root")
-    ap.add_argument("--name", default="demo")
-    ap.add_argument("--work", default=str(DEFAULT_WORK))
+    ap = benchmark_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     ap.add_argument("--official-quirks", action="store_true")
-    ap.add_argument("--n-jobs", type=int, default=None)
     args = ap.parse_args(argv)
     from classicpr.demo import write_pictures
     from classicpr.evaluate import evaluate_benchmark
-    root = Path(args.root) if args.root else demo_root(Path(args.work))
+    root = benchmark_root(args)
     work = Path(args.work) / f"eval-{args.name}"
     result = evaluate_benchmark(root, args.name, work / "index", n_jobs=args.n_jobs,
                                 export_dir=work / "export", official=args.official_quirks)

@@ -12,21 +12,17 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEFAULT_WORK, demo_root  # noqa: E402
+from _common import benchmark_arguments, benchmark_root  # noqa: E402
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--root")
-    ap.add_argument("--name", default="demo")
-    ap.add_argument("--work", default=str(DEFAULT_WORK))
-    ap.add_argument("--n-jobs", type=int, default=None)
+    ap = benchmark_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     args = ap.parse_args(argv)
     from classicpr.datasets import load_revisitop
     from classicpr.evaluate import evaluate_benchmark
     from classicpr.masks import MaskConfig
     from classicpr.verify import VerifyConfig
-    root = Path(args.root) if args.root else demo_root(Path(args.work))
+    root = benchmark_root(args)
     n_db = len(load_revisitop(root, args.name).imlist)
     index_dir = Path(args.work) / f"baseline-{args.name}" / "index"
     configs = {
