@@ -123,25 +123,32 @@ def test_bad_boxes_on_the_cli(photo_dir, tmp_path, capsys, box):
 
 # ---------------------------------------------------------------- interruption
 def test_killed_index_build_resumes_to_identical_index(photo_dir, tmp_path):
-    ref = tmp_path / "ref"
-    Index.build(photo_dir, ref, vocab_size=64, n_jobs=1, progress=False)
-    cmd = [sys.executable, "-m", "classicpr.cli", "-q", "index", str(photo_dir), "--out",
-           str(tmp_path / "idx"), "--vocab-size", "64", "--n-jobs", "1"]
+    """SIGKILL a CLI build at several points of its run (fractions of an uninterrupted
+    build's duration), then resume: the result must equal the uninterrupted build."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+
+    def cmd(out):
+        return [sys.executable, "-m", "classicpr.cli", "-q", "index", str(photo_dir), "--out",
+                str(out), "--vocab-size", "64", "--n-jobs", "1"]
+
+    t0 = time.perf_counter()
+    assert subprocess.run(cmd(tmp_path / "ref"), env=env, capture_output=True).returncode == 0
+    full = time.perf_counter() - t0
     kills = 0
-    for delay in (1.0, 2.0, 3.0, 4.0):
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(delay)
+    for k, fraction in enumerate((0.3, 0.5, 0.7, 0.9)):
+        out = tmp_path / f"idx{k}"
+        proc = subprocess.Popen(cmd(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(fraction * full)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
         proc.wait()
         # nothing half-written under a final name
-        for f in (tmp_path / "idx").rglob("*.npz"):
+        for f in out.rglob("*.npz"):
             load_arrays(f, "classicpr.index" if f.name == "index.npz" else "classicpr.features", 1)
-    assert kills >= 1
-    assert subprocess.run(cmd, env=env, capture_output=True).returncode == 0
-    _assert_same_index(ref, tmp_path / "idx")
+        assert subprocess.run(cmd(out), env=env, capture_output=True).returncode == 0
+        _assert_same_index(tmp_path / "ref", out)
+    assert kills >= 3
 
 
 # ---------------------------------------------------------------- corrupt files
