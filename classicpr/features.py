@@ -238,13 +238,3 @@ def extract_to_store(image_dir: PathLike, names: Sequence[str], store: FeatureSt
             failed[name] = err
     done = [n for n in names if n not in failed]
     return done, sorted(failed.items())
-
-
-def check_max_side(value) -> int:
-    try:
-        v = int(value)
-    except (TypeError, ValueError):
-        raise ClassicPRError(f"--max-side must be an integer, got {value!r}") from None
-    if v < 32:
-        raise ClassicPRError(f"--max-side must be >= 32, got {v}")
-    return v
