@@ -45,7 +45,7 @@ class QueryResult:
         Projected query box (x, y), unclipped; for a ``weak`` result, projected by a
         similarity transform.
     mask : (H, W) bool array or None
-        Pixel mask (for the verified results whose masks were computed).
+        Pixel mask (for the localised results whose masks were computed).
     mask_method : str
         "projected", "object" (query segment carried by ``object_H``), "grabcut-region",
         or "" (no mask).
@@ -145,7 +145,7 @@ def run_query(index: Index, image, box=None, verify_config: VerifyConfig = Verif
     top : int, optional
         Return only the first ``top`` results (default: the whole database ranking).
     mask_top : int, optional
-        Compute masks for at most this many verified results (default: all verified).
+        Compute masks for at most this many localised results (default: all of them).
     n_jobs : int
         Cores for verification and masks.
     timing : dict, optional
@@ -153,7 +153,8 @@ def run_query(index: Index, image, box=None, verify_config: VerifyConfig = Verif
 
     Returns
     -------
-    list of QueryResult, best first: verified images by inliers, then the rest by score.
+    list of QueryResult, best first: verified images by inliers, then the rest (weakly
+    localised or not) by BoW score.
     """
     t = timing if timing is not None else {}
     t0 = time.perf_counter()
