@@ -82,11 +82,13 @@ def _query_worker(args):
 def pixel_metrics(ds: RevisitopDataset, ranks: np.ndarray,
                   polygons: Mapping[Tuple[int, int], np.ndarray],
                   clean_ious: Mapping[Tuple[int, int], Tuple[float, float]],
-                  official: bool) -> Tuple[dict, List[str]]:
-    """mIoU and pixel mAP (percent) in clean or official-quirks mode."""
+                  official: bool, labels: Mapping[str, Path]) -> Tuple[dict, List[str]]:
+    """mIoU and pixel mAP (percent) in clean or official-quirks mode.
+
+    ``labels`` is ``ds.load_labels()``, already loaded by the caller.
+    """
     if not official:
         return clean_pixel_scores(ranks, ds.gnd, clean_ious), []
-    labels = ds.load_labels()
     predicted, oious = {}, {}
     for q, g in enumerate(ds.gnd):
         for i in list(g.get("easy", [])) + list(g.get("hard", [])):
@@ -167,7 +169,7 @@ def evaluate_benchmark(root: PathLike, name: str, index_dir: PathLike,
     out["mAP"] = image_map(ranks, ds.gnd)["mAP"]
     warnings: List[str] = []
     if has_labels:
-        scores, warnings = pixel_metrics(ds, ranks, polygons, clean_ious, official)
+        scores, warnings = pixel_metrics(ds, ranks, polygons, clean_ious, official, labels)
         out.update(scores)
     out["timing_s"] = {"index_build": t_index, "queries_total": t_queries,
                        "per_query_median": float(np.median(per_query)) if per_query else 0.0}
@@ -252,7 +254,7 @@ def score_result_files(root: PathLike, name: str, ranks_path: PathLike, matching
             clean_ious[(q, i)] = clean_pair_iou(pred, load_label_polygons(lp), size)
     out = {"dataset": name, "queries": len(ds.qimlist), "database": len(ds.imlist)}
     out["mAP"] = image_map(ranks, ds.gnd)["mAP"]
-    scores, warnings = pixel_metrics(ds, ranks, polygons, clean_ious, official)
+    scores, warnings = pixel_metrics(ds, ranks, polygons, clean_ious, official, labels)
     out.update(scores)
     out["mode"] = "official_quirks" if official else "clean"
     if warnings:

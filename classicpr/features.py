@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from .errors import ClassicPRError, ImageReadError
-from .io import PathLike, load_arrays, read_image, save_arrays, write_json
+from .io import PathLike, downscale, load_arrays, read_image, save_arrays, write_json
 from .parallel import run_parallel, single_threaded_opencv
 
 log = logging.getLogger("classicpr")
@@ -122,9 +122,9 @@ def detect_sift(gray: np.ndarray, config: FeatureConfig = FeatureConfig(),
     return geom, desc_u8
 
 
-def extract_image(path: PathLike, config: FeatureConfig = FeatureConfig()
+def extract_image(path: PathLike | np.ndarray, config: FeatureConfig = FeatureConfig()
                   ) -> Tuple[np.ndarray, np.ndarray, Tuple[int, int]]:
-    """Read one image and extract its SIFT features.
+    """Read one image (or take a (H, W[, 3]) uint8 BGR array) and extract its SIFT features.
 
     Returns
     -------
@@ -136,8 +136,13 @@ def extract_image(path: PathLike, config: FeatureConfig = FeatureConfig()
     ImageReadError
         If the image cannot be read.
     """
-    gray, scale = read_image(path, gray=True, max_side=config.max_side)
-    size = (int(round(gray.shape[1] / scale)), int(round(gray.shape[0] / scale)))
+    if isinstance(path, np.ndarray):
+        gray = path if path.ndim == 2 else cv2.cvtColor(path, cv2.COLOR_BGR2GRAY)
+        size = (gray.shape[1], gray.shape[0])
+        gray, scale = downscale(gray, config.max_side)
+    else:
+        gray, scale = read_image(path, gray=True, max_side=config.max_side)
+        size = (int(round(gray.shape[1] / scale)), int(round(gray.shape[0] / scale)))
     kps, desc = detect_sift(gray, config, scale)
     return kps, desc, size
 

@@ -208,16 +208,7 @@ class Index:
         size : (width, height)
         """
         from .regions import validate_box
-        if isinstance(image, np.ndarray):
-            from .features import detect_sift
-            import cv2
-            gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-            size = (gray.shape[1], gray.shape[0])
-            f = min(1.0, self.feature_config.max_side / max(size))
-            small = cv2.resize(gray, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if f < 1 else gray
-            kps, desc = detect_sift(small, self.feature_config, small.shape[1] / size[0])
-        else:
-            kps, desc, size = extract_image(image, self.feature_config)
+        kps, desc, size = extract_image(image, self.feature_config)
         box = validate_box(box, size) if box is not None else None
         inside = features_in_box(kps, box)
         kps, desc = kps[inside], desc[inside]

@@ -120,12 +120,26 @@ def read_image(path: PathLike, gray: bool = True, max_side: int | None = None
     scale = 1.0
     if reduce > 1 and full_w > 0:
         scale = image.shape[1] / full_w
-    if max_side is not None and max(image.shape[:2]) > max_side:
-        f = max_side / max(image.shape[:2])
-        new = (max(1, round(image.shape[1] * f)), max(1, round(image.shape[0] * f)))
+    if max_side is not None:
+        image, f = downscale(image, max_side)
         scale *= f
-        image = cv2.resize(image, new, interpolation=cv2.INTER_AREA)
     return image, scale
+
+
+def downscale(image: np.ndarray, max_side: int) -> Tuple[np.ndarray, float]:
+    """Resize (INTER_AREA) so that the long side is at most ``max_side``.
+
+    Returns
+    -------
+    image : (H', W'[, C]) array (the input itself when already small enough)
+    scale : float
+        New pixels per input pixel (1.0 when not resized).
+    """
+    if max(image.shape[:2]) <= max_side:
+        return image, 1.0
+    f = max_side / max(image.shape[:2])
+    new = (max(1, round(image.shape[1] * f)), max(1, round(image.shape[0] * f)))
+    return cv2.resize(image, new, interpolation=cv2.INTER_AREA), f
 
 
 def image_size(path: PathLike) -> Tuple[int, int]:
