@@ -2,12 +2,18 @@
 
 On disk an index is a folder::
 
-    INDEX/features/<image>.npz   per-image SIFT features (the resumable part of a build)
-    INDEX/index.npz              vocabulary, inverted file, direct index, names, config
+    INDEX/features/<image>.npz     per-image SIFT features (the resumable part of a build)
+    INDEX/parts/part-NNNNNN.npz    words and geometry of CHUNK images each, while building
+    INDEX/index.npz                vocabulary, inverted file, direct index, names, config
 
-``index.npz`` is a versioned, checksummed container (no pickle). Building is resumable:
-images whose features are already in ``INDEX/features`` are not extracted again, and
-``Index.add`` appends images to an existing index.
+``index.npz`` is a versioned, checksummed, uncompressed container (no pickle), opened
+memory-mapped: only the postings and direct-index rows a query touches are read. Building
+is resumable and out of core: images whose features are in ``INDEX/features`` are not
+extracted again, finished parts are not assigned again, and the parts are merged into
+``index.npz`` word block by word block (:func:`classicpr.invfile.merge_chunks`), so peak
+memory stays bounded as the database grows (1M-image databases such as R1M). The parts are
+deleted once ``index.npz`` is written. ``Index.add`` merges the existing index with parts
+for the new images.
 """
 from __future__ import annotations
 
@@ -21,16 +27,18 @@ import numpy as np
 
 from .errors import ClassicPRError
 from .features import FeatureConfig, FeatureStore, extract_image, extract_to_store, rootsift
-from .invfile import InvertedFile, features_in_box
-from .io import PathLike, list_images, load_arrays, save_arrays
+from .invfile import InvertedFile, chunk_arrays, features_in_box, merge_chunks
+from .io import PathLike, array_writer, list_images, load_arrays
 from .parallel import run_parallel, single_threaded_opencv
 from .vocabulary import TRAINING_PER_WORD, Vocabulary, default_vocabulary_size
 
 log = logging.getLogger("classicpr")
 
 INDEX_KIND = "classicpr.index"
-INDEX_VERSION = 1
-#: Images per chunk when assigning words and filling the inverted file; bounds peak memory.
+INDEX_VERSION = 2
+PART_KIND = "classicpr.index-part"
+PART_VERSION = 1
+#: Images per part (assignment chunk); bounds the memory of assignment.
 CHUNK = 500
 
 
@@ -93,7 +101,7 @@ class Index:
                  image_dir: Optional[PathLike] = None, root: Optional[PathLike] = None):
         self.vocabulary = vocabulary
         self.feature_config = feature_config
-        self.invfile = InvertedFile(vocabulary.size)
+        self.invfile = InvertedFile.from_images(vocabulary.size, [], [], [])
         self.names: List[str] = []
         self.image_dir = Path(image_dir) if image_dir is not None else None
         self.root = Path(root) if root is not None else None
@@ -132,8 +140,13 @@ class Index:
             names = list_images(image_dir)
         if len(names) == 0:
             raise ClassicPRError(f"no images to index in {image_dir}")
+        existing = None
         if (root / "index.npz").is_file():
-            existing = cls.load(root, image_dir)
+            try:
+                existing = cls.load(root, image_dir)
+            except ClassicPRError as exc:  # older format or damaged: rebuilt from the features
+                log.warning("rebuilding the index: %s", exc)
+        if existing is not None:
             same_vocab = (np.array_equal(vocabulary.centroids, existing.vocabulary.centroids)
                           if vocabulary is not None else
                           vocab_size is None or vocab_size == existing.vocabulary.size)
@@ -163,40 +176,73 @@ class Index:
         t2 = time.perf_counter()
         index = cls(vocabulary, feature_config, image_dir, root)
         index.skipped = list(skipped)
-        index._add_from_store(store, done, n_jobs, progress)
+        parts = index._write_parts(store, done, 0, n_jobs, progress)
+        index._merge(parts, include_existing=False)
         t3 = time.perf_counter()
         index.timing = {"features_s": t1 - t0, "vocabulary_s": t2 - t1, "assign_index_s": t3 - t2}
-        index.save()
         return index
 
-    def _add_from_store(self, store: FeatureStore, names: Sequence[str], n_jobs, progress):
-        for start in range(0, len(names), CHUNK):
-            chunk = names[start:start + CHUNK]
+    def _part_path(self, k: int) -> Path:
+        return self.root / "parts" / f"part-{k:06d}.npz"
+
+    def _write_parts(self, store: FeatureStore, names: Sequence[str], first: int, n_jobs,
+                     progress) -> List[Tuple[Path, List[str]]]:
+        """Assign words to ``names`` in parts of CHUNK images, numbered from ``first``;
+        parts already on disk for the same images and vocabulary are kept (resume)."""
+        fingerprint = self.vocabulary.fingerprint()
+        parts = []
+        for k, start in enumerate(range(0, len(names), CHUNK), first):
+            chunk, path = list(names[start:start + CHUNK]), self._part_path(k)
+            if path.is_file():
+                try:
+                    _, meta = load_arrays(path, PART_KIND, PART_VERSION, mmap=True)
+                    if meta.get("names") == chunk and meta.get("vocabulary") == fingerprint:
+                        parts.append((path, chunk))
+                        continue
+                except ClassicPRError as exc:
+                    log.warning("rewriting %s: %s", path, exc)
             jobs = [(chunk[i:i + ASSIGN_BATCH], store, self.vocabulary)
                     for i in range(0, len(chunk), ASSIGN_BATCH)]
-            results = [r for batch in run_parallel(_assign_batch, jobs, n_jobs, desc="words",
-                                                   progress=progress) for r in batch]
-            self.invfile.add([r[1] for r in results], [r[2] for r in results],
-                             [r[3] for r in results])
-            self.names.extend(r[0] for r in results)
+            results = [r for batch in run_parallel(
+                _assign_batch, jobs, n_jobs, desc=f"words {start + len(chunk)}/{len(names)}",
+                progress=progress) for r in batch]
+            arrays = chunk_arrays([r[1] for r in results], [r[2] for r in results],
+                                  [r[3] for r in results], self.vocabulary.size)
+            with array_writer(path, PART_KIND, PART_VERSION,
+                              {"names": chunk, "vocabulary": fingerprint}) as w:
+                for key, a in arrays.items():
+                    w.add(key, a)
+            parts.append((path, chunk))
+        return parts
 
-    def add(self, names: Sequence[str], n_jobs: Optional[int] = None, progress: bool = True
-            ) -> List[Tuple[str, str]]:
-        """Index more images of ``image_dir`` (already indexed names are ignored).
+    def _merge(self, parts: Sequence[Tuple[Path, List[str]]], include_existing: bool) -> None:
+        """Write ``index.npz`` from (the current index and) parts, reopen it memory-mapped
+        and delete the parts."""
+        if self.root is None:
+            raise ClassicPRError("an index needs a folder to be written")
+        sources: List = [self.invfile.state()] if include_existing else []
+        sources += [path for path, _ in parts]
+        names = (list(self.names) if include_existing else []) + [n for _, c in parts for n in c]
 
-        Returns the list of (name, reason) skipped.
-        """
-        if self.root is None or self.image_dir is None:
-            raise ClassicPRError("Index.add needs an index with a root folder and image_dir")
-        known = set(self.names)
-        new = [n for n in dict.fromkeys(names) if n not in known]
-        store = FeatureStore(self.root / "features", self.feature_config)
-        done, skipped = extract_to_store(self.image_dir, new, store, n_jobs, progress)
-        self._add_from_store(store, done, n_jobs, progress)
-        self.skipped.extend(skipped)
-        self.save()
-        return skipped
-
+        def load_chunk(k: int, verify: bool = True):
+            src = sources[k]
+            if isinstance(src, dict):
+                return src
+            return load_arrays(src, PART_KIND, PART_VERSION, mmap=True, verify=verify)[0]
+        for k in range(len(sources)):  # check every part once; the merge re-reads them
+            load_chunk(k)
+        meta = {"names": names, "feature_config": dataclasses.asdict(self.feature_config),
+                "image_dir": str(self.image_dir.resolve()) if self.image_dir else None,
+                "skipped": [list(s) for s in self.skipped]}
+        with array_writer(self.root / "index.npz", INDEX_KIND, INDEX_VERSION, meta) as w:
+            for key, a in self.vocabulary.state().items():
+                w.add(f"vocab_{key}", a)
+            merge_chunks(self.vocabulary.size, lambda k: load_chunk(k, verify=False),
+                         len(sources), w)
+        fresh = Index.load(self.root, self.image_dir)
+        self.invfile, self.names = fresh.invfile, fresh.names
+        for path, _ in parts:
+            path.unlink(missing_ok=True)
     # ------------------------------------------------------------------ querying
     def query_features(self, image: PathLike | np.ndarray, box=None
                        ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Tuple[int, int]]:
@@ -234,22 +280,9 @@ class Index:
 
     # ------------------------------------------------------------------ persistence
     def nbytes_per_image(self) -> float:
-        """Resident bytes of the index (inverted file + direct index) per database image."""
+        """Bytes of the index (inverted file + direct index) per database image: resident
+        when all of it is touched (the file is memory-mapped, so a query reads far less)."""
         return sum(self.invfile.nbytes().values()) / max(len(self.names), 1)
-
-    def save(self, root: Optional[PathLike] = None) -> Path:
-        """Write ``ROOT/index.npz`` atomically; returns its path."""
-        root = Path(root) if root is not None else self.root
-        if root is None:
-            raise ClassicPRError("Index.save needs a folder")
-        arrays = dict(self.invfile.state())
-        arrays.update({f"vocab_{k}": v for k, v in self.vocabulary.state().items()})
-        meta = {"names": self.names, "feature_config": dataclasses.asdict(self.feature_config),
-                "image_dir": str(self.image_dir.resolve()) if self.image_dir else None,
-                "skipped": [list(s) for s in self.skipped]}
-        path = root / "index.npz"
-        save_arrays(path, INDEX_KIND, INDEX_VERSION, arrays, meta)
-        return path
 
     @classmethod
     def load(cls, root: PathLike, image_dir: Optional[PathLike] = None) -> "Index":
@@ -265,19 +298,20 @@ class Index:
         root = Path(root)
         if root.is_file():
             root = root.parent
-        arrays, meta = load_arrays(root / "index.npz", INDEX_KIND, INDEX_VERSION)
-        if "vocab_centroids" not in arrays or "names" not in meta:
+        arrays, meta = load_arrays(root / "index.npz", INDEX_KIND, INDEX_VERSION, mmap=True)
+        if "vocab_centroids" not in arrays or "names" not in meta or "inv_images" not in arrays:
             from .errors import CorruptFileError
-            raise CorruptFileError(f"{root / 'index.npz'} lacks the vocabulary or image list; "
-                                   "it was written by a development version: rebuild it")
-        vocab = Vocabulary.from_state({k[6:]: arrays.pop(k) for k in list(arrays)
+            raise CorruptFileError(f"{root / 'index.npz'} lacks the vocabulary, image list or "
+                                   "postings; it was written by an older classicpr: rebuild it")
+        # the vocabulary is small and used whole: read it into memory
+        vocab = Vocabulary.from_state({k[6:]: np.array(arrays.pop(k)) for k in list(arrays)
                                        if k.startswith("vocab_")})
         try:
             cfg = FeatureConfig(**meta["feature_config"])
         except (TypeError, KeyError, ValueError) as exc:
             raise ClassicPRError(f"{root}/index.npz: bad feature config ({exc})") from None
         idx = cls(vocab, cfg, image_dir or meta.get("image_dir"), root)
-        idx.invfile = InvertedFile.from_state(vocab.size, arrays)
+        idx.invfile = InvertedFile(vocab.size, arrays)
         idx.names = list(meta["names"])
         idx.skipped = [tuple(s) for s in meta.get("skipped", [])]
         return idx

@@ -1,12 +1,19 @@
-"""Inverted file (tf-idf bag of visual words) and direct index, as CSR/CSC arrays.
+"""Inverted file (tf-idf bag of visual words) and direct index, as flat arrays.
 
-* Inverted file: term counts of every (image, word) pair as a sparse matrix in CSC layout
-  (word -> postings), so a query touches only the columns of its own words. Weights are
-  tf-idf with ``idf = log(N / df)`` and L2-normalised vectors; the idf and the image norms
-  are recomputed when images are added, so incremental adds stay exact.
+* Inverted file: the postings of every word (image id, term count), word-major (CSC
+  layout: ``inv_indptr``, ``inv_images``, ``inv_counts``), so a query touches only the
+  postings of its own words. Weights are tf-idf with ``idf = log(N / df)`` and
+  L2-normalised image vectors; ``idf`` and the image ``norms`` are stored.
 * Direct index: for every image, the word id and quantised geometry of each of its features
-  (concatenated arrays + offsets, DBoW2-style). Spatial verification uses it to form
+  (concatenated arrays + ``offsets``, DBoW2-style). Spatial verification uses it to form
   correspondences between features that share a word, without raw descriptors.
+
+Building is out of core. Images are turned into *chunks* (:func:`chunk_arrays`: the same
+arrays for a few hundred images, written to disk as they are made), and
+:func:`merge_chunks` streams any number of chunks into one index, word block by word
+block, holding one block of postings at a time: peak memory does not grow with the
+database, and the result can be memory-mapped. An index is itself a chunk, so adding images
+merges the old index with the new chunks and the idf and norms stay exact.
 
 Geometry is quantised to keep the index small: x, y as uint16 fractions of the image
 width/height (resolution < 0.1 px for images up to 6,500 px), scale as float16 and
@@ -14,10 +21,9 @@ orientation as uint8 (1.4 degree steps).
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
-import scipy.sparse as sp
 
 XY_LEVELS = 65535
 
@@ -53,104 +59,202 @@ def dequantise_geometry(xy: np.ndarray, scale: np.ndarray, angle: np.ndarray,
     return out
 
 
+#: Arrays of a chunk (and of a whole index) and their dtypes; ``words`` is uint16 for
+#: vocabularies up to 65,536 words, uint32 beyond.
+CHUNK_KEYS = ("inv_indptr", "inv_images", "inv_counts", "offsets", "words", "xy", "scale",
+              "angle", "sizes")
+#: Postings held in memory at once while merging chunks (about 14 bytes each).
+POSTINGS_PER_BLOCK = 4_000_000
+
+
+def word_dtype(n_words: int) -> np.dtype:
+    return np.dtype(np.uint16 if n_words <= 65536 else np.uint32)
+
+
+def chunk_arrays(words_per_image: Sequence[np.ndarray], keypoints_per_image: Sequence[np.ndarray],
+                 sizes: Sequence[Tuple[int, int]], n_words: int) -> Dict[str, np.ndarray]:
+    """Inverted file and direct index arrays of a few images.
+
+    Parameters
+    ----------
+    words_per_image : list of (N_i,) int arrays
+        Visual word of each feature of each image.
+    keypoints_per_image : list of (N_i, 4) float arrays
+        x, y, scale, orientation of the same features (original pixels).
+    sizes : list of (width, height)
+    n_words : int
+        Vocabulary size.
+
+    Returns
+    -------
+    dict with ``inv_indptr`` (n_words + 1,) int64, ``inv_images`` (P,) int32 (image ids
+    within the chunk), ``inv_counts`` (P,) uint16, ``offsets`` (n + 1,) int64, ``words``
+    (F,), ``xy`` (F, 2) uint16, ``scale`` (F,) float16, ``angle`` (F,) uint8, ``sizes``
+    (n, 2) int32.
+    """
+    if not (len(words_per_image) == len(keypoints_per_image) == len(sizes)):
+        raise ValueError("words_per_image, keypoints_per_image and sizes differ in length")
+    geo = {"xy": [np.zeros((0, 2), np.uint16)], "scale": [np.zeros(0, np.float16)],
+           "angle": [np.zeros(0, np.uint8)]}
+    lengths = []
+    for i, (w, kp, size) in enumerate(zip(words_per_image, keypoints_per_image, sizes)):
+        w = np.asarray(w)
+        if len(w) != len(kp):
+            raise ValueError(f"image {i}: {len(w)} words but {len(kp)} keypoints")
+        if len(w) and (w.min() < 0 or w.max() >= n_words):
+            raise ValueError(f"image {i}: word ids outside [0, {n_words})")
+        g = quantise_geometry(np.asarray(kp, np.float32).reshape(-1, 4), size)
+        for k in geo:
+            geo[k].append(g[k])
+        lengths.append(len(w))
+    words = (np.concatenate([np.asarray(w, np.int64) for w in words_per_image])
+             if len(words_per_image) else np.zeros(0, np.int64))
+    image_of = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+    # postings: unique (word, image) pairs with their term counts, word-major
+    pair, counts = np.unique(words * max(len(lengths), 1) + image_of, return_counts=True)
+    post_word, post_image = np.divmod(pair, max(len(lengths), 1))
+    return {"inv_indptr": np.r_[0, np.cumsum(np.bincount(post_word, minlength=n_words))].astype(np.int64),
+            "inv_images": post_image.astype(np.int32),
+            "inv_counts": np.minimum(counts, 65535).astype(np.uint16),
+            "offsets": np.r_[0, np.cumsum(lengths)].astype(np.int64),
+            "words": words.astype(word_dtype(n_words)),
+            "xy": np.concatenate(geo["xy"]), "scale": np.concatenate(geo["scale"]),
+            "angle": np.concatenate(geo["angle"]),
+            "sizes": np.asarray(sizes, np.int32).reshape(-1, 2)}
+
+
+class MemorySink:
+    """Collects what :func:`merge_chunks` writes into a dict of in-memory arrays (same
+    interface as :class:`classicpr.io.ArrayWriter`)."""
+
+    def __init__(self):
+        self.arrays: Dict[str, np.ndarray] = {}
+
+    def add(self, name: str, array: np.ndarray) -> None:
+        self.arrays[name] = np.asarray(array)
+
+    def add_chunks(self, name: str, dtype, shape, chunks: Iterable[np.ndarray]) -> None:
+        parts = [np.asarray(c, dtype) for c in chunks]
+        self.arrays[name] = (np.concatenate(parts) if parts else np.zeros(shape, dtype)).reshape(shape)
+
+
+def merge_chunks(n_words: int, load_chunk: Callable[[int], Mapping[str, np.ndarray]],
+                 n_chunks: int, sink) -> int:
+    """Stream chunks into one index: postings word block by word block, direct index chunk
+    by chunk, then tf-idf weights recomputed over all images.
+
+    Parameters
+    ----------
+    n_words : int
+    load_chunk : callable
+        ``load_chunk(k)`` returns the arrays of chunk ``k`` (:func:`chunk_arrays` keys;
+        memory-mapped arrays are fine: only slices are read). Called several times per chunk.
+    n_chunks : int
+    sink : ArrayWriter or MemorySink
+        Receives the arrays of the merged index (:data:`CHUNK_KEYS` + ``idf``, ``norms``).
+
+    Returns
+    -------
+    int : number of images.
+    """
+    # pass 1: sizes, feature counts and document frequencies
+    df = np.zeros(n_words, np.int64)
+    image_base, feature_base, sizes = [0], [0], []
+    for k in range(n_chunks):
+        c = load_chunk(k)
+        if len(c["inv_indptr"]) != n_words + 1:
+            raise ValueError(f"chunk {k} was made with another vocabulary size")
+        df += np.diff(c["inv_indptr"])
+        sizes.append(np.asarray(c["sizes"]))
+        image_base.append(image_base[-1] + len(c["sizes"]))
+        feature_base.append(feature_base[-1] + int(c["offsets"][-1]))
+    n_images, n_features = image_base[-1], feature_base[-1]
+    idf = np.where(df > 0, np.log(max(n_images, 1) / np.maximum(df, 1)), 0.0).astype(np.float32)
+    # pass 2: image norms of the tf-idf vectors
+    norms = []
+    for k in range(n_chunks):
+        c = load_chunk(k)
+        word_of = np.repeat(np.arange(n_words), np.diff(c["inv_indptr"]))
+        w = np.asarray(c["inv_counts"], np.float64) * idf[word_of]
+        norms.append(np.sqrt(np.bincount(c["inv_images"], w ** 2, minlength=len(c["sizes"]))))
+    sink.add("idf", idf)
+    sink.add("norms", (np.concatenate(norms) if norms else np.zeros(0)).astype(np.float32))
+    sink.add("sizes", np.concatenate(sizes) if sizes else np.zeros((0, 2), np.int32))
+    # direct index: chunk after chunk
+    sink.add("offsets", np.concatenate(
+        [[0]] + [np.asarray(load_chunk(k)["offsets"][1:]) + feature_base[k] for k in range(n_chunks)]
+    ).astype(np.int64))
+    for key, dtype, tail in (("words", word_dtype(n_words), ()), ("xy", np.uint16, (2,)),
+                             ("scale", np.float16, ()), ("angle", np.uint8, ())):
+        sink.add_chunks(key, dtype, (n_features,) + tail,
+                        (np.asarray(load_chunk(k)[key], dtype) for k in range(n_chunks)))
+    # postings: word blocks of bounded size; chunks are in image order, so a stable sort by
+    # word keeps each word's postings sorted by image
+    indptr = np.r_[0, np.cumsum(df)].astype(np.int64)
+    sink.add("inv_indptr", indptr)
+    n_postings = int(indptr[-1])
+    cuts = np.unique(np.r_[0, np.searchsorted(indptr[:-1], np.arange(POSTINGS_PER_BLOCK, n_postings,
+                                                                     POSTINGS_PER_BLOCK)), n_words])
+    blocks = [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:])]
+
+    def postings(key: str):
+        for w0, w1 in blocks:
+            words, values = [], []
+            for k in range(n_chunks):
+                c = load_chunk(k)
+                a, b = int(c["inv_indptr"][w0]), int(c["inv_indptr"][w1])
+                if b == a:
+                    continue
+                words.append(np.repeat(np.arange(w0, w1), np.diff(c["inv_indptr"][w0:w1 + 1])))
+                v = np.asarray(c[key][a:b])
+                values.append(v + image_base[k] if key == "inv_images" else v)
+            if words:
+                order = np.argsort(np.concatenate(words), kind="stable")
+                yield np.concatenate(values)[order].astype(np.int32 if key == "inv_images" else np.uint16)
+
+    sink.add_chunks("inv_images", np.int32, (n_postings,), postings("inv_images"))
+    sink.add_chunks("inv_counts", np.uint16, (n_postings,), postings("inv_counts"))
+    return n_images
+
+
 class InvertedFile:
-    """tf-idf inverted file plus direct index over a growing set of images.
+    """Read-only tf-idf inverted file plus direct index (arrays in memory or memory-mapped).
 
     Parameters
     ----------
     n_words : int
         Vocabulary size.
+    arrays : mapping
+        :data:`CHUNK_KEYS` plus ``idf`` and ``norms``, as written by :func:`merge_chunks`.
     """
 
-    def __init__(self, n_words: int):
+    def __init__(self, n_words: int, arrays: Mapping[str, np.ndarray]):
         self.n_words = int(n_words)
-        # term counts are kept in one layout at a time: image-major while images are added
-        # (cheap to append to), word-major once queried (the postings of each word)
-        self._rows: Optional[sp.csr_matrix] = sp.csr_matrix((0, self.n_words), dtype=np.float32)
-        self._cols: Optional[sp.csc_matrix] = None
-        self.idf = np.zeros(self.n_words, np.float32)
-        self.norms = np.zeros(0, np.float32)
-        # direct index
-        self.offsets = np.zeros(1, np.int64)
-        self.words = np.zeros(0, np.uint16 if n_words <= 65536 else np.uint32)
-        self.xy = np.zeros((0, 2), np.uint16)
-        self.scale = np.zeros(0, np.float16)
-        self.angle = np.zeros(0, np.uint8)
-        self.sizes = np.zeros((0, 2), np.int32)
+        missing = [k for k in CHUNK_KEYS + ("idf", "norms") if k not in arrays]
+        if missing:
+            raise ValueError(f"inverted file arrays missing: {missing}")
+        self.inv_indptr = np.asarray(arrays["inv_indptr"])
+        self.inv_images, self.inv_counts = arrays["inv_images"], arrays["inv_counts"]
+        self.idf, self.norms = np.asarray(arrays["idf"]), np.asarray(arrays["norms"])
+        self.offsets, self.sizes = np.asarray(arrays["offsets"]), np.asarray(arrays["sizes"])
+        self.words, self.xy = arrays["words"], arrays["xy"]
+        self.scale, self.angle = arrays["scale"], arrays["angle"]
+
+    @classmethod
+    def from_images(cls, n_words: int, words_per_image, keypoints_per_image, sizes,
+                    chunk: int = 500) -> "InvertedFile":
+        """Build in memory from per-image words and keypoints (see :func:`chunk_arrays`),
+        through the same chunked merge as an on-disk build."""
+        chunks = [chunk_arrays(words_per_image[a:a + chunk], keypoints_per_image[a:a + chunk],
+                               sizes[a:a + chunk], n_words)
+                  for a in range(0, len(sizes), chunk)]
+        sink = MemorySink()
+        merge_chunks(n_words, chunks.__getitem__, len(chunks), sink)
+        return cls(n_words, sink.arrays)
 
     @property
     def n_images(self) -> int:
         return len(self.sizes)
-
-    @property
-    def counts(self) -> sp.csc_matrix:
-        """Term counts (n_images, n_words) in CSC layout: the postings of each word."""
-        if self._cols is None:
-            self._cols = self._rows.tocsc()
-            self._cols.sort_indices()
-            self._rows = None
-        return self._cols
-
-    def _image_major(self) -> sp.csr_matrix:
-        if self._rows is None:
-            self._rows = self._cols.tocsr()
-            self._cols = None
-        return self._rows
-
-    def add(self, words_per_image, keypoints_per_image, sizes) -> None:
-        """Add images.
-
-        Parameters
-        ----------
-        words_per_image : list of (N_i,) int arrays
-            Visual word of each feature of each new image.
-        keypoints_per_image : list of (N_i, 4) float arrays
-            x, y, scale, orientation of the same features (original pixels).
-        sizes : list of (width, height)
-        """
-        if not (len(words_per_image) == len(keypoints_per_image) == len(sizes)):
-            raise ValueError("words_per_image, keypoints_per_image and sizes differ in length")
-        if len(sizes) == 0:
-            return
-        rows, cols = [], []
-        new_geo = {"xy": [], "scale": [], "angle": []}
-        lengths = []
-        for i, (w, kp, size) in enumerate(zip(words_per_image, keypoints_per_image, sizes)):
-            w = np.asarray(w)
-            if len(w) != len(kp):
-                raise ValueError(f"image {i}: {len(w)} words but {len(kp)} keypoints")
-            if len(w) and (w.min() < 0 or w.max() >= self.n_words):
-                raise ValueError(f"image {i}: word ids outside [0, {self.n_words})")
-            rows.append(np.full(len(w), self.n_images + i, np.int64))
-            cols.append(w.astype(np.int64))
-            g = quantise_geometry(np.asarray(kp, np.float32).reshape(-1, 4), size)
-            for k in new_geo:
-                new_geo[k].append(g[k])
-            lengths.append(len(w))
-        n_new = len(sizes)
-        r, c = np.concatenate(rows), np.concatenate(cols)
-        new_counts = sp.coo_matrix((np.ones(len(r), np.float32), (r - self.n_images, c)),
-                                   shape=(n_new, self.n_words)).tocsr()
-        new_counts.sum_duplicates()
-        self._rows = sp.vstack([self._image_major(), new_counts], format="csr")
-        self._cols = None
-        self.words = np.concatenate([self.words, c.astype(self.words.dtype)])
-        self.xy = np.concatenate([self.xy] + new_geo["xy"])
-        self.scale = np.concatenate([self.scale] + new_geo["scale"])
-        self.angle = np.concatenate([self.angle] + new_geo["angle"])
-        self.offsets = np.concatenate([self.offsets, self.offsets[-1] + np.cumsum(lengths)])
-        self.sizes = np.concatenate([self.sizes, np.asarray(sizes, np.int32).reshape(-1, 2)])
-        self._reweight()
-
-    def _reweight(self) -> None:
-        rows = self._rows if self._rows is not None else self._cols.tocsr()
-        df = np.bincount(rows.indices, minlength=self.n_words).astype(np.float64)  # images per word
-        n = max(self.n_images, 1)
-        self.idf = np.where(df > 0, np.log(n / np.maximum(df, 1)), 0.0).astype(np.float32)
-        w = rows.data * self.idf[rows.indices]
-        image_of = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
-        self.norms = np.sqrt(np.bincount(image_of, w.astype(np.float64) ** 2,
-                                         minlength=rows.shape[0])).astype(np.float32)
 
     def query(self, words: np.ndarray) -> np.ndarray:
         """Cosine similarity of a query bag of words with every database image.
@@ -173,15 +277,16 @@ class InvertedFile:
         qn = float(np.linalg.norm(q))
         if qn == 0:
             return scores
-        # only the postings of the query's own words are touched
-        indptr, indices, data = self.counts.indptr, self.counts.indices, self.counts.data
-        starts, ends = indptr[uw], indptr[uw + 1]
+        # only the postings of the query's own words are touched (and, when the index is
+        # memory-mapped, read from disk)
+        starts, ends = self.inv_indptr[uw], self.inv_indptr[uw + 1]
         lens = ends - starts
-        if lens.sum() == 0:
+        total = int(lens.sum())
+        if total == 0:
             return scores
-        pos = np.repeat(starts - np.cumsum(np.r_[0, lens[:-1]]), lens) + np.arange(lens.sum())
-        contrib = data[pos] * np.repeat(q * self.idf[uw], lens)
-        np.add.at(scores, indices[pos], contrib)
+        pos = np.repeat(starts - np.cumsum(np.r_[0, lens[:-1]]), lens) + np.arange(total)
+        contrib = np.asarray(self.inv_counts[pos], np.float32) * np.repeat(q * self.idf[uw], lens)
+        scores = np.bincount(self.inv_images[pos], contrib, minlength=self.n_images).astype(np.float32)
         with np.errstate(invalid="ignore", divide="ignore"):
             scores = np.where(self.norms > 0, scores / (self.norms * qn), 0.0)
         return scores.astype(np.float32)
@@ -189,36 +294,21 @@ class InvertedFile:
     def image_features(self, i: int) -> Tuple[np.ndarray, np.ndarray]:
         """Direct index of image ``i``: word ids ``(N,)`` and keypoints ``(N, 4)`` float32."""
         a, b = self.offsets[i], self.offsets[i + 1]
-        kp = dequantise_geometry(self.xy[a:b], self.scale[a:b], self.angle[a:b],
-                                 tuple(self.sizes[i]))
-        return self.words[a:b], kp
+        kp = dequantise_geometry(np.asarray(self.xy[a:b]), np.asarray(self.scale[a:b]),
+                                 np.asarray(self.angle[a:b]), tuple(self.sizes[i]))
+        return np.asarray(self.words[a:b]), kp
 
     def nbytes(self) -> Dict[str, int]:
-        """Bytes held in memory by each part of the index."""
-        c = self.counts
-        inv = c.data.nbytes + c.indices.nbytes + c.indptr.nbytes
-        direct = (self.words.nbytes + self.xy.nbytes + self.scale.nbytes + self.angle.nbytes
-                  + self.offsets.nbytes + self.sizes.nbytes)
-        return {"inverted_file": int(inv + self.idf.nbytes + self.norms.nbytes),
-                "direct_index": int(direct)}
+        """Bytes of each part of the index (in memory, or on disk when memory-mapped)."""
+        inv = sum(a.nbytes for a in (self.inv_indptr, self.inv_images, self.inv_counts,
+                                     self.idf, self.norms))
+        direct = sum(a.nbytes for a in (self.words, self.xy, self.scale, self.angle,
+                                        self.offsets, self.sizes))
+        return {"inverted_file": int(inv), "direct_index": int(direct)}
 
     def state(self) -> Dict[str, np.ndarray]:
-        """Arrays that fully describe the inverted file (for saving)."""
-        c = self.counts
-        return {"inv_indptr": c.indptr.astype(np.int64), "inv_indices": c.indices.astype(np.int32),
-                "inv_counts": c.data.astype(np.uint16), "offsets": self.offsets,
-                "words": self.words, "xy": self.xy, "scale": self.scale, "angle": self.angle,
-                "sizes": self.sizes}
-
-    @classmethod
-    def from_state(cls, n_words: int, s: Dict[str, np.ndarray]) -> "InvertedFile":
-        inv = cls(n_words)
-        n_images = len(s["sizes"])
-        inv._cols = sp.csc_matrix(
-            (s["inv_counts"].astype(np.float32), s["inv_indices"], s["inv_indptr"]),
-            shape=(n_images, n_words))
-        inv._rows = None
-        for k in ("offsets", "words", "xy", "scale", "angle", "sizes"):
-            setattr(inv, k, s[k])
-        inv._reweight()
-        return inv
+        """The arrays that fully describe the inverted file (a chunk of a later merge)."""
+        return {"inv_indptr": self.inv_indptr, "inv_images": self.inv_images,
+                "inv_counts": self.inv_counts, "offsets": self.offsets, "words": self.words,
+                "xy": self.xy, "scale": self.scale, "angle": self.angle, "sizes": self.sizes,
+                "idf": self.idf, "norms": self.norms}

@@ -2,8 +2,9 @@
 
 Every file classicpr writes goes through :func:`atomic_write` (temporary file in the
 same folder, fsync, rename), so a killed process never leaves a half-written file under
-its final name. Arrays are stored with :func:`save_arrays`: a plain ``.npz`` (no pickle)
-holding a JSON header with a kind, a format version and a SHA-256 of the arrays.
+its final name. Arrays are stored with :func:`save_arrays` / :func:`array_writer`: a plain
+uncompressed ``.npz`` (no pickle) holding a JSON header with a kind, a format version and a
+SHA-256 per array; large files are written from chunks and read memory-mapped.
 """
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import json
 import logging
 import os
 import tempfile
+import zipfile
 from pathlib import Path
-from typing import Dict, Iterator, Mapping, Tuple, Union
+from typing import Dict, Iterable, Iterator, Mapping, Tuple, Union
 
 import cv2
 import numpy as np
@@ -184,7 +186,8 @@ def write_png(path: PathLike, image: np.ndarray) -> None:
         fh.write(buf.tobytes())
 
 
-def _checksum(arrays: Mapping[str, np.ndarray]) -> str:
+def _legacy_checksum(arrays: Mapping[str, np.ndarray]) -> str:
+    """Whole-container digest of files written before per-array digests (still readable)."""
     h = hashlib.sha256()
     for name in sorted(arrays):
         a = np.ascontiguousarray(arrays[name])
@@ -193,6 +196,98 @@ def _checksum(arrays: Mapping[str, np.ndarray]) -> str:
         h.update(str(a.shape).encode())
         h.update(a.tobytes())
     return h.hexdigest()
+
+
+def _data_bytes(a: np.ndarray) -> memoryview:
+    """The raw C-order bytes of ``a`` without a copy when it is contiguous."""
+    return memoryview(np.ascontiguousarray(a).reshape(-1).view(np.uint8))
+
+
+class ArrayWriter:
+    """Stream named arrays into a checksummed, versioned ``.npz``, one array at a time.
+
+    The container is a plain uncompressed ``.npz`` (``np.load`` reads it) whose
+    ``__header__`` member holds JSON: kind, format version, metadata and, per array, its
+    dtype, shape and the SHA-256 of its data. Arrays can be written from chunks
+    (:meth:`add_chunks`), so a file larger than memory is written with bounded memory, and
+    being uncompressed it can be memory-mapped by :func:`load_arrays`. Use through
+    :func:`array_writer`, which writes atomically.
+    """
+
+    def __init__(self, zf: zipfile.ZipFile):
+        self._zip = zf
+        self.entries: Dict[str, dict] = {}
+
+    def add(self, name: str, array: np.ndarray) -> None:
+        """Write one whole array."""
+        array = np.asarray(array)
+        self.add_chunks(name, array.dtype, array.shape, [array])
+
+    def add_chunks(self, name: str, dtype, shape: Tuple[int, ...], chunks: Iterable[np.ndarray]
+                   ) -> None:
+        """Write an array of ``shape`` from consecutive C-order chunks along axis 0.
+
+        Raises
+        ------
+        ValueError
+            The chunks do not add up to ``shape`` or have another dtype.
+        """
+        dtype, shape = np.dtype(dtype), tuple(int(v) for v in shape)
+        if dtype == object:
+            raise TypeError(f"array {name!r} has dtype object; classicpr files never hold pickles")
+        if name in self.entries or name == "__header__":
+            raise ValueError(f"array {name!r} written twice or reserved")
+        h = hashlib.sha256()
+        written, expected = 0, int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        with self._zip.open(name + ".npy", "w", force_zip64=True) as fh:
+            np.lib.format.write_array_header_1_0(
+                fh, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+                     "shape": shape})
+            for chunk in chunks:
+                chunk = np.asarray(chunk)
+                if chunk.dtype != dtype:
+                    raise ValueError(f"array {name!r}: chunk of dtype {chunk.dtype}, not {dtype}")
+                data = _data_bytes(chunk)
+                h.update(data)
+                fh.write(data)
+                written += data.nbytes
+        if written != expected:
+            raise ValueError(f"array {name!r}: chunks hold {written} bytes, shape {shape} "
+                             f"needs {expected}")
+        self.entries[name] = {"dtype": np.lib.format.dtype_to_descr(dtype), "shape": list(shape),
+                              "sha256": h.hexdigest()}
+
+
+@contextlib.contextmanager
+def array_writer(path: PathLike, kind: str, version: int, meta: Mapping | None = None
+                 ) -> Iterator[ArrayWriter]:
+    """Context manager yielding an :class:`ArrayWriter` on ``path`` (atomic: the file
+    appears under its name only when the block completes).
+
+    Parameters
+    ----------
+    path : path-like
+    kind : str
+        What the file holds (e.g. ``"classicpr.index"``); checked on load.
+    version : int
+        Format version; a loader refuses versions newer than it knows.
+    meta : mapping, optional
+        JSON-serialisable metadata stored beside the arrays.
+    """
+    with atomic_write(path) as fh:
+        with zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            writer = ArrayWriter(zf)
+            yield writer
+            header = {"kind": kind, "version": int(version), "arrays": writer.entries,
+                      "meta": dict(meta or {})}
+            zf.writestr("__header__.npy", _npy_bytes(
+                np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)))
+
+
+def _npy_bytes(a: np.ndarray) -> bytes:
+    buf = _io.BytesIO()
+    np.lib.format.write_array(buf, a, allow_pickle=False)
+    return buf.getvalue()
 
 
 def save_arrays(path: PathLike, kind: str, version: int, arrays: Mapping[str, np.ndarray],
@@ -216,18 +311,70 @@ def save_arrays(path: PathLike, kind: str, version: int, arrays: Mapping[str, np
     for k, v in arrays.items():
         if v.dtype == object:
             raise TypeError(f"array {k!r} has dtype object; classicpr files never hold pickles")
-    header = {"kind": kind, "version": int(version), "sha256": _checksum(arrays),
-              "meta": dict(meta or {})}
-    payload = dict(arrays)
-    payload["__header__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-    buf = _io.BytesIO()
-    np.savez(buf, **payload)
-    with atomic_write(path) as fh:
-        fh.write(buf.getbuffer())
+    with array_writer(path, kind, version, meta) as w:
+        for k, v in arrays.items():
+            w.add(k, v)
 
 
-def load_arrays(path: PathLike, kind: str, max_version: int) -> Tuple[Dict[str, np.ndarray], dict]:
-    """Load a file written by :func:`save_arrays`, checking kind, version and checksum.
+#: Bytes read at a time when checking the digest of a memory-mapped array.
+_HASH_BLOCK = 1 << 24
+
+
+def _member_data_offset(fh, info: zipfile.ZipInfo) -> int:
+    """File offset of a stored zip member's data (after its local header)."""
+    fh.seek(info.header_offset)
+    local = fh.read(30)
+    if len(local) != 30 or local[:4] != b"PK\x03\x04":
+        raise CorruptFileError("bad zip local header")
+    name_len, extra_len = int.from_bytes(local[26:28], "little"), int.from_bytes(local[28:30], "little")
+    return info.header_offset + 30 + name_len + extra_len
+
+
+def _mapped_array(path: Path, info: zipfile.ZipInfo, entry: dict, verify: bool) -> np.ndarray:
+    """Memory-map one stored ``.npy`` member (after checking its digest by streaming it)."""
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise CorruptFileError(f"{path}: member {info.filename} is compressed; cannot map it")
+    with open(path, "rb") as fh:
+        start = _member_data_offset(fh, info)
+        fh.seek(start)
+        version = np.lib.format.read_magic(fh)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, fortran, dtype = read_header(fh)
+        data_start = fh.tell()
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        h, left = hashlib.sha256(), nbytes if verify else 0
+        while left > 0:  # read (not mapped) so checking does not make the pages resident
+            block = fh.read(min(left, _HASH_BLOCK))
+            if not block:
+                raise CorruptFileError(f"{path}: member {info.filename} is truncated")
+            h.update(block)
+            left -= len(block)
+    if fortran or (verify and h.hexdigest() != entry.get("sha256")):
+        raise CorruptFileError(f"{path}: checksum mismatch, the file is corrupt")
+    if nbytes == 0:
+        return np.zeros(shape, dtype)
+    return np.memmap(path, dtype=dtype, mode="r", offset=data_start, shape=tuple(shape))
+
+
+def load_arrays(path: PathLike, kind: str, max_version: int, mmap: bool = False,
+                verify: bool = True) -> Tuple[Dict[str, np.ndarray], dict]:
+    """Load a file written by :func:`save_arrays` / :func:`array_writer`, checking kind,
+    version and checksums.
+
+    Parameters
+    ----------
+    path : path-like
+    kind : str
+        Expected kind.
+    max_version : int
+        Newest format version the caller understands.
+    mmap : bool
+        Memory-map the arrays (read-only) instead of reading them: only the pages a caller
+        touches become resident. Digests are still checked, by streaming the file.
+    verify : bool
+        Check the digests of memory-mapped arrays (only a caller that checked this very
+        file moments ago should pass False).
 
     Returns
     -------
@@ -244,25 +391,50 @@ def load_arrays(path: PathLike, kind: str, max_version: int) -> Tuple[Dict[str, 
     if not path.is_file():
         raise CorruptFileError(f"{kind} file not found: {path}")
     try:
-        with np.load(str(path), allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except Exception as exc:  # zipfile.BadZipFile, ValueError, zlib/CRC errors, EOFError ...
+        with zipfile.ZipFile(path) as zf:
+            infos = {i.filename[:-4]: i for i in zf.infolist() if i.filename.endswith(".npy")}
+            if "__header__" not in infos:
+                raise CorruptFileError(f"{path} is not a classicpr file (no header)")
+            with zf.open(infos.pop("__header__")) as fh:
+                raw = np.lib.format.read_array(fh, allow_pickle=False)
+            try:
+                header = json.loads(raw.tobytes().decode())
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                raise CorruptFileError(f"{path}: header is corrupt") from None
+            if header.get("kind") != kind:
+                raise CorruptFileError(f"{path} holds {header.get('kind')!r}, expected {kind!r}")
+            if int(header.get("version", -1)) > max_version:
+                raise CorruptFileError(
+                    f"{path} has format version {header.get('version')}, newer than this "
+                    f"classicpr understands ({max_version}); upgrade classicpr")
+            entries = header.get("arrays")
+            if entries is None:  # older container: one digest over all arrays
+                arrays = {}
+                for name, info in infos.items():
+                    with zf.open(info) as fh:
+                        arrays[name] = np.lib.format.read_array(fh, allow_pickle=False)
+                if _legacy_checksum(arrays) != header.get("sha256"):
+                    raise CorruptFileError(f"{path}: checksum mismatch, the file is corrupt")
+                return arrays, header.get("meta", {})
+            if set(entries) != set(infos):
+                raise CorruptFileError(f"{path}: arrays do not match its header, the file is corrupt")
+            arrays = {}
+            for name, info in infos.items():
+                if mmap:
+                    arrays[name] = _mapped_array(path, info, entries[name], verify)
+                else:
+                    with zf.open(info) as fh:
+                        a = np.lib.format.read_array(fh, allow_pickle=False)
+                    if hashlib.sha256(_data_bytes(a)).hexdigest() != entries[name].get("sha256"):
+                        raise CorruptFileError(f"{path}: checksum mismatch, the file is corrupt")
+                    arrays[name] = a
+                if (list(arrays[name].shape) != entries[name].get("shape")
+                        or np.lib.format.dtype_to_descr(arrays[name].dtype) != entries[name].get("dtype")):
+                    raise CorruptFileError(f"{path}: array {name} does not match its header")
+    except CorruptFileError:
+        raise
+    except Exception as exc:  # zipfile.BadZipFile, ValueError, CRC errors, EOFError ...
         raise CorruptFileError(
             f"{path} is not a readable classicpr {kind} file ({exc.__class__.__name__}: {exc})"
         ) from None
-    raw = arrays.pop("__header__", None)
-    if raw is None:
-        raise CorruptFileError(f"{path} is not a classicpr file (no header)")
-    try:
-        header = json.loads(raw.tobytes().decode())
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise CorruptFileError(f"{path}: header is corrupt") from None
-    if header.get("kind") != kind:
-        raise CorruptFileError(f"{path} holds {header.get('kind')!r}, expected {kind!r}")
-    if int(header.get("version", -1)) > max_version:
-        raise CorruptFileError(
-            f"{path} has format version {header.get('version')}, newer than this classicpr "
-            f"understands ({max_version}); upgrade classicpr")
-    if _checksum(arrays) != header.get("sha256"):
-        raise CorruptFileError(f"{path}: checksum mismatch, the file is corrupt")
     return arrays, header.get("meta", {})

@@ -217,6 +217,11 @@ class Vocabulary:
                  time.perf_counter() - t0)
         return cls(km.centroids)
 
+    def fingerprint(self) -> str:
+        """SHA-256 of the centroids (identifies the vocabulary words were assigned with)."""
+        import hashlib
+        return hashlib.sha256(np.ascontiguousarray(self.centroids, np.float32).tobytes()).hexdigest()
+
     def state(self) -> dict:
         """Arrays that fully describe the vocabulary (for saving)."""
         arrays = {"centroids": self.centroids}

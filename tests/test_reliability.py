@@ -45,7 +45,8 @@ def photo_dir(tmp_path_factory):
 
 
 def _index_arrays(root):
-    arrays, meta = load_arrays(Path(root) / "index.npz", "classicpr.index", 1)
+    from classicpr.index import INDEX_VERSION
+    arrays, meta = load_arrays(Path(root) / "index.npz", "classicpr.index", INDEX_VERSION)
     return arrays, meta
 
 
@@ -144,8 +145,12 @@ def test_killed_index_build_resumes_to_identical_index(photo_dir, tmp_path):
             kills += 1
         proc.wait()
         # nothing half-written under a final name
+        from classicpr.index import INDEX_VERSION, PART_KIND, PART_VERSION
         for f in out.rglob("*.npz"):
-            load_arrays(f, "classicpr.index" if f.name == "index.npz" else "classicpr.features", 1)
+            kind, version = (("classicpr.index", INDEX_VERSION) if f.name == "index.npz" else
+                             (PART_KIND, PART_VERSION) if f.parent.name == "parts" else
+                             ("classicpr.features", 1))
+            load_arrays(f, kind, version)
         assert subprocess.run(cmd(out), env=env, capture_output=True).returncode == 0
         _assert_same_index(tmp_path / "ref", out)
     assert kills >= 3

@@ -105,10 +105,10 @@ def test_tree_assignment_agrees_with_exact(tmp_path):
 
 
 def test_inverted_file_tfidf_and_direct_index():
-    inv = InvertedFile(8)
     kp = lambda n: np.c_[np.arange(n) * 10.0, np.arange(n) * 5.0, np.full(n, 3.0), np.full(n, 90.0)]
-    inv.add([np.array([0, 1, 2]), np.array([2, 3, 3]), np.array([4, 5])], [kp(3), kp(3), kp(2)],
-            [(100, 100), (100, 100), (50, 50)])
+    words = [np.array([0, 1, 2]), np.array([2, 3, 3]), np.array([4, 5])]
+    sizes = [(100, 100), (100, 100), (50, 50)]
+    inv = InvertedFile.from_images(8, words, [kp(3), kp(3), kp(2)], sizes)
     s = inv.query(np.array([0, 1]))
     assert s.argmax() == 0 and s[2] == 0
     assert inv.query(np.array([], int)).sum() == 0
@@ -116,12 +116,45 @@ def test_inverted_file_tfidf_and_direct_index():
     assert w.tolist() == [2, 3, 3]
     np.testing.assert_allclose(k[:, :2], kp(3)[:, :2], atol=0.01)
     np.testing.assert_allclose(k[:, 3], 90.0, atol=1)
-    # incremental add == building at once
-    inv2 = InvertedFile(8)
-    inv2.add([np.array([0, 1, 2])], [kp(3)], [(100, 100)])
-    inv2.add([np.array([2, 3, 3]), np.array([4, 5])], [kp(3), kp(2)], [(100, 100), (50, 50)])
-    np.testing.assert_allclose(inv2.query(np.array([2, 3])), inv.query(np.array([2, 3])), rtol=1e-6)
+    # tf-idf by hand: word 3 occurs twice in image 1 and nowhere else
+    idf = np.log(3 / np.array([1, 1, 2, 1, 1, 1, 0.5, 0.5]))
+    v1 = np.array([0, 0, 1, 2, 0, 0, 0, 0]) * idf
+    q = np.array([0, 0, 1, 1, 0, 0, 0, 0]) * idf
+    assert abs(inv.query(np.array([2, 3]))[1] - v1 @ q / np.linalg.norm(v1) / np.linalg.norm(q)) < 1e-5
+    # merging in chunks of one image == building at once, and an index merges like a chunk
+    one = InvertedFile.from_images(8, words, [kp(3), kp(3), kp(2)], sizes, chunk=1)
+    for key, a in inv.state().items():
+        np.testing.assert_array_equal(one.state()[key], a, err_msg=key)
+    from classicpr.invfile import MemorySink, chunk_arrays, merge_chunks
+    first = InvertedFile.from_images(8, words[:1], [kp(3)], sizes[:1])
+    rest = chunk_arrays(words[1:], [kp(3), kp(2)], sizes[1:], 8)
+    sink = MemorySink()
+    merge_chunks(8, [first.state(), rest].__getitem__, 2, sink)
+    for key, a in inv.state().items():
+        np.testing.assert_array_equal(sink.arrays[key], a, err_msg=key)
     assert inv.nbytes()["direct_index"] > 0
+
+
+def test_merge_holds_one_block_of_postings(monkeypatch):
+    """Postings are merged word block by word block; small blocks give the same index."""
+    import classicpr.invfile as invfile
+    rng = np.random.default_rng(0)
+    words = [rng.integers(0, 50, rng.integers(0, 40)) for _ in range(30)]
+    kps = [np.c_[rng.uniform(0, 90, (len(w), 2)), np.ones((len(w), 2))] for w in words]
+    sizes = [(100, 100)] * 30
+    ref = InvertedFile.from_images(50, words, kps, sizes, chunk=7)
+    monkeypatch.setattr(invfile, "POSTINGS_PER_BLOCK", 5)
+    small = InvertedFile.from_images(50, words, kps, sizes, chunk=7)
+    for key, a in ref.state().items():
+        np.testing.assert_array_equal(small.state()[key], a, err_msg=key)
+    # and the postings are those of a straightforward dense count matrix
+    dense = np.zeros((30, 50))
+    for i, w in enumerate(words):
+        np.add.at(dense[i], w, 1)
+    for w in range(50):
+        a, b = ref.inv_indptr[w], ref.inv_indptr[w + 1]
+        assert ref.inv_images[a:b].tolist() == np.flatnonzero(dense[:, w]).tolist()
+        assert ref.inv_counts[a:b].tolist() == dense[dense[:, w] > 0, w].tolist()
 
 
 def test_features_in_box():
