@@ -160,14 +160,32 @@ def cmd_evaluate(args) -> int:
     from .io import write_json
     from .masks import MaskConfig
     from .verify import VerifyConfig
-    index_dir = args.index_dir or Path(f"classicpr-index-{args.name}")
+    distractor_names = None
+    if args.distractor_list:
+        if not args.distractors:
+            raise ClassicPRError("--distractor-list needs --distractors DIR")
+        try:
+            distractor_names = [ln.strip() for ln in Path(args.distractor_list).read_text().splitlines()
+                                if ln.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ClassicPRError(f"cannot read --distractor-list {args.distractor_list}: {exc}") from None
+    if args.max_distractors is not None:
+        if not args.distractors:
+            raise ClassicPRError("--max-distractors needs --distractors DIR")
+        if distractor_names is None:
+            from .io import list_images
+            distractor_names = list_images(args.distractors)
+        distractor_names = distractor_names[: args.max_distractors]
+    default_dir = f"classicpr-index-{args.name}" + ("+distractors" if args.distractors else "")
+    index_dir = args.index_dir or Path(default_dir)
     result = evaluate_benchmark(args.root, args.name, index_dir,
                                 VerifyConfig(shortlist=args.shortlist, method=args.verify),
                                 MaskConfig(method=args.mask),
                                 n_jobs=args.n_jobs, export_dir=args.export,
                                 official=args.official_quirks, allow_missing=args.allow_missing,
                                 vocab_size=args.vocab_size, seed=args.seed,
-                                progress=not args.quiet)
+                                progress=not args.quiet, distractors=args.distractors,
+                                distractor_names=distractor_names)
     _print_table(result)
     if args.json:
         write_json(args.json, result)
@@ -246,6 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "evaluate":
             p.add_argument("--index-dir", help="index folder (default ./classicpr-index-NAME; resumes)")
             p.add_argument("--export", help="write ranks.npy, matching_result.npy, masks/ here")
+            p.add_argument("--distractors", help="folder of distractor images added to the database "
+                           "(R1M: revisitop/data/revisitop1m/jpg); ids follow the benchmark's")
+            p.add_argument("--distractor-list", help="file listing the distractors to use, one path "
+                           "relative to --distractors per line (e.g. revisitop1m.txt)")
+            p.add_argument("--max-distractors", type=_positive_int,
+                           help="use only the first N distractors (e.g. 100000 for R100k-style runs)")
             _add_verify(p)
             p.add_argument("--vocab-size", type=_positive_int)
             p.add_argument("--seed", type=int, default=0)

@@ -6,9 +6,10 @@ and classicpr's can be compared with the same code, in clean or official-quirks 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -118,7 +119,9 @@ def evaluate_benchmark(root: PathLike, name: str, index_dir: PathLike,
                        export_dir: Optional[PathLike] = None, official: bool = False,
                        allow_missing: bool = False, vocab_size: Optional[int] = None,
                        seed: int = 0, progress: bool = True,
-                       pair_ious: Optional[dict] = None) -> dict:
+                       pair_ious: Optional[dict] = None,
+                       distractors: Optional[PathLike] = None,
+                       distractor_names: Optional[Sequence[str]] = None) -> dict:
     """Index a revisitop-layout benchmark, run all its queries and score them.
 
     Parameters
@@ -126,6 +129,15 @@ def evaluate_benchmark(root: PathLike, name: str, index_dir: PathLike,
     pair_ious : dict, optional
         If given, filled with the clean (D, S) IoU of every query-positive pair, keyed
         (q, i), for analyses such as splitting scores by image source.
+    distractors : path-like, optional
+        A folder of distractor images added to the database (e.g. the revisitop 1M
+        distractors for R1M: ``revisitop/data/revisitop1m/jpg``). Their ids follow the
+        benchmark's own images (the revisitop convention), so rankings have
+        ``n_db + n_distractors`` rows. The vocabulary is trained on the benchmark's images.
+    distractor_names : sequence of str, optional
+        Image paths relative to ``distractors`` (e.g. the lines of ``revisitop1m.txt``;
+        default: every image found there, sorted). A distractor that cannot be read is
+        skipped with a log line.
 
     Returns
     -------
@@ -137,11 +149,19 @@ def evaluate_benchmark(root: PathLike, name: str, index_dir: PathLike,
     labels = ds.load_labels() if has_labels else {}
     t0 = time.perf_counter()
     db_files = [ds.db_file(i) for i in range(len(ds.imlist))]
-    index = Index.build(ds.image_dir, index_dir, names=db_files, vocab_size=vocab_size,
-                        seed=seed, n_jobs=n_jobs, progress=progress)
-    if index.names != db_files:
+    image_dir, names = ds.image_dir, db_files
+    if distractors is not None:
+        image_dir, db_files, extra = database_with_distractors(
+            ds.image_dir, db_files, distractors, distractor_names, index_dir)
+        names = db_files + extra
+    index = Index.build(image_dir, index_dir, names=names, vocab_size=vocab_size,
+                        seed=seed, n_jobs=n_jobs, progress=progress, train_names=db_files)
+    if index.names[: len(db_files)] != db_files:
         bad = sorted(set(db_files) - set(index.names))
         raise ClassicPRError(f"{len(bad)} database images could not be indexed: {bad[:10]}")
+    if distractors is not None:
+        log.info("database: %d benchmark images + %d distractors (%d skipped)", len(db_files),
+                 len(index.names) - len(db_files), len(names) - len(index.names))
     t_index = time.perf_counter() - t0
     index_root = str(Path(index_dir).resolve())
     mtime = (Path(index_dir) / "index.npz").stat().st_mtime
@@ -152,7 +172,7 @@ def evaluate_benchmark(root: PathLike, name: str, index_dir: PathLike,
         lp = _positive_labels(ds, labels, q) if has_labels else {}
         jobs.append((index_root, mtime, str(ds.image_dir / ds.query_file(q)), ds.query_box(q),
                      verify_config, mask_config, lp, export_dir, q))
-    nq, n_db = len(ds.qimlist), len(ds.imlist)
+    nq, n_db = len(ds.qimlist), len(index.names)
     ranks = np.zeros((n_db, nq), np.int64)
     polygons, clean_ious, per_query = {}, {}, []
     t1 = time.perf_counter()
@@ -166,6 +186,8 @@ def evaluate_benchmark(root: PathLike, name: str, index_dir: PathLike,
     if pair_ious is not None:
         pair_ious.update(clean_ious)
     out = {"dataset": name, "queries": nq, "database": n_db}
+    if distractors is not None:
+        out["distractors"] = n_db - len(db_files)
     out["mAP"] = image_map(ranks, ds.gnd)["mAP"]
     warnings: List[str] = []
     if has_labels:
@@ -179,6 +201,48 @@ def evaluate_benchmark(root: PathLike, name: str, index_dir: PathLike,
     if export_dir is not None:
         export_official(export_dir, ranks, polygons)
     return out
+
+
+def database_with_distractors(image_dir: PathLike, db_files: Sequence[str], distractors: PathLike,
+                              distractor_names: Optional[Sequence[str]], index_dir: PathLike
+                              ) -> Tuple[Path, List[str], List[str]]:
+    """One image folder for a benchmark plus distractors: ``INDEX/images`` holds two
+    symbolic links, ``db`` (the benchmark's images) and ``distractors``.
+
+    Returns
+    -------
+    image_dir : Path
+        ``INDEX/images``.
+    db_names, distractor_names : list of str
+        Names relative to it (``db/...``, ``distractors/...``).
+    """
+    distractors = Path(distractors)
+    if not distractors.is_dir():
+        raise ClassicPRError(f"distractor folder not found: {distractors}")
+    if distractor_names is None:
+        from .io import list_images
+        distractor_names = list_images(distractors)
+    if len(distractor_names) == 0:
+        raise ClassicPRError(f"no distractor images in {distractors}")
+    view = Path(index_dir) / "images"
+    view.mkdir(parents=True, exist_ok=True)
+    for link, target in (("db", Path(image_dir)), ("distractors", distractors)):
+        path, target = view / link, target.resolve()
+        if path.is_symlink():
+            if Path(os.readlink(path)) == target:
+                continue
+            raise ClassicPRError(f"{index_dir} was built with {link} images from "
+                                 f"{os.readlink(path)}, not {target}; use another index folder")
+        tmp = view / f".{link}.tmp"
+        tmp.unlink(missing_ok=True)
+        try:
+            os.symlink(target, tmp, target_is_directory=True)
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise ClassicPRError(f"cannot link {target} into {view} ({exc}); distractors need "
+                                 "a file system with symbolic links") from None
+    return (view, [f"db/{n}" for n in db_files],
+            [f"distractors/{str(n).strip()}" for n in distractor_names if str(n).strip()])
 
 
 def export_official(export_dir: PathLike, ranks: np.ndarray,

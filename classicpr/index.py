@@ -113,7 +113,8 @@ class Index:
     def build(cls, image_dir: PathLike, root: PathLike, names: Optional[Sequence[str]] = None,
               vocabulary: Optional[Vocabulary] = None, vocab_size: Optional[int] = None,
               feature_config: FeatureConfig = FeatureConfig(), seed: int = 0,
-              n_jobs: Optional[int] = None, progress: bool = True) -> "Index":
+              n_jobs: Optional[int] = None, progress: bool = True,
+              train_names: Optional[Sequence[str]] = None) -> "Index":
         """Extract features, train (or use) a vocabulary and index every image.
 
         Parameters
@@ -134,6 +135,9 @@ class Index:
             Cores in all (None = all).
         progress : bool
             Show progress bars.
+        train_names : sequence of str, optional
+            The images whose features train the vocabulary (default: all of ``names``),
+            e.g. a benchmark's own images and not its 1M distractors.
         """
         image_dir, root = Path(image_dir), Path(root)
         if names is None:
@@ -150,6 +154,11 @@ class Index:
             same_vocab = (np.array_equal(vocabulary.centroids, existing.vocabulary.centroids)
                           if vocabulary is not None else
                           vocab_size is None or vocab_size == existing.vocabulary.size)
+            foreign = set(existing.names) - set(names)
+            if foreign:
+                raise ClassicPRError(
+                    f"{root} already indexes {len(foreign)} images that are not in this "
+                    f"database (e.g. {sorted(foreign)[0]}); use another index folder")
             if existing.feature_config == feature_config and same_vocab:
                 known = set(existing.names) | {n for n, _ in existing.skipped}
                 new = [n for n in names if n not in known]
@@ -166,9 +175,14 @@ class Index:
         if not done:
             raise ClassicPRError(f"none of the {len(names)} images in {image_dir} could be read")
         if vocabulary is None:
-            n_desc = sum(store.count(n) for n in done)
+            if train_names is not None:
+                wanted = set(train_names)
+                train_from = [n for n in done if n in wanted]
+            else:
+                train_from = done
+            n_desc = sum(store.count(n) for n in train_from)
             k = vocab_size or default_vocabulary_size(n_desc)
-            train = sample_training_descriptors(store, done, TRAINING_PER_WORD * k, seed)
+            train = sample_training_descriptors(store, train_from, TRAINING_PER_WORD * k, seed)
             k = min(k, len(train))
             if k < 1:
                 raise ClassicPRError("no features found in any image; cannot train a vocabulary")

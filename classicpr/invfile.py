@@ -63,8 +63,8 @@ def dequantise_geometry(xy: np.ndarray, scale: np.ndarray, angle: np.ndarray,
 #: vocabularies up to 65,536 words, uint32 beyond.
 CHUNK_KEYS = ("inv_indptr", "inv_images", "inv_counts", "offsets", "words", "xy", "scale",
               "angle", "sizes")
-#: Postings held in memory at once while merging chunks (about 14 bytes each).
-POSTINGS_PER_BLOCK = 4_000_000
+#: Postings merged at once (about 30 bytes each in flight: ~30 MB per block).
+POSTINGS_PER_BLOCK = 1_000_000
 
 
 def word_dtype(n_words: int) -> np.dtype:

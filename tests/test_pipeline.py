@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from classicpr.cli import main
+from classicpr.errors import ClassicPRError
 
 
 def test_demo_runs_end_to_end(demo_set):
@@ -96,6 +97,7 @@ def test_bench_smoke(tmp_path):
     assert row["n"] == 10 and row["index_bytes_per_image"] > 0 and row["peak_rss_mb"] > 50
     assert row["query_ms"]["total"] > 0 and row["exhaustive_ms_per_query"] > 0
     assert r["build_overhead_vs_bare_sift"] > 0.5 and r["speedup_2_jobs"] > 0
+    assert r["hardware_speedup_2"] > 0.5
     assert "n_jobs=2 speedup" in format_table(r)
     assert json.loads((tmp_path / "b.json").read_text())["sizes"] == [6, 10]
 
@@ -147,3 +149,27 @@ def test_published_homographies_recovered_on_prmini_planar_pairs(prmini_root):
     assert n_pairs == 21 and len(errors) >= 15, (n_pairs, len(errors))
     # corner error within 1 % of the image diagonal (a few pixels) on every verified pair
     assert max(errors) < 0.01, sorted(errors)[-3:]
+
+
+def test_evaluate_with_distractors(demo_set, tmp_path):
+    """R1M-style evaluation: distractor images join the database after the benchmark's own,
+    rankings cover both, and the verified matches still come first."""
+    from classicpr.bench import make_distractors
+    from classicpr.evaluate import evaluate_benchmark
+    out, plain = demo_set
+    make_distractors(tmp_path / "dis", 6, seed=1)
+    r = evaluate_benchmark(out / "data", "demo", tmp_path / "idx", n_jobs=2, progress=False,
+                           export_dir=tmp_path / "exp", distractors=tmp_path / "dis")
+    assert r["database"] == plain["database"] + 6 and r["distractors"] == 6
+    ranks = np.load(tmp_path / "exp" / "ranks.npy")
+    plain_ranks = np.load(out / "export" / "ranks.npy")
+    assert ranks.shape == (plain["database"] + 6, plain["queries"])
+    for q in range(ranks.shape[1]):
+        assert sorted(ranks[:, q]) == list(range(len(ranks)))
+        assert ranks[0, q] == plain_ranks[0, q]  # the best verified match does not change
+    assert abs(r["mAP"]["medium"] - plain["mAP"]["medium"]) < 15
+    # the same folder with other distractors is refused, not silently mixed
+    make_distractors(tmp_path / "dis2", 3, seed=2)
+    with pytest.raises(ClassicPRError, match="another index folder"):
+        evaluate_benchmark(out / "data", "demo", tmp_path / "idx", n_jobs=1, progress=False,
+                           distractors=tmp_path / "dis2", distractor_names=["nope.jpg"])
