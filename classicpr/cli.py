@@ -50,10 +50,19 @@ def _add_verify(p):
                    help="top BoW results verified (0 = BoW ranking only)")
     p.add_argument("--verify", choices=("ratio", "words"), default="ratio",
                    help="correspondences: descriptor ratio test (default) or shared words")
+    p.add_argument("--weak-localisation", action="store_true",
+                   help="also give a region to unverified images where a similarity transform "
+                        "has >= 6 inliers (best effort; most such regions are on wrong images)")
     p.add_argument("--mask", choices=("projected", "grabcut", "grabcut-region"), default="grabcut",
                    help="region of a verified image: GrabCut object segment carried by its own "
                         "homography where the object moves independently, else the projected box "
                         "(grabcut, default); the projected box only; or GrabCut refinement of the region")
+
+
+def _verify_config(args):
+    from .verify import VerifyConfig
+    return VerifyConfig(shortlist=args.shortlist, method=args.verify,
+                        min_weak_inliers=6 if args.weak_localisation else 0)
 
 
 def _feature_config(args):
@@ -118,11 +127,10 @@ def cmd_query(args) -> int:
     from .masks import MaskConfig
     from .pipeline import run_query
     from .regions import parse_box
-    from .verify import VerifyConfig
     from .viz import overlay
     index = _load_index(args.index)
     box = parse_box(args.box) if args.box else None
-    results = run_query(index, args.image, box, VerifyConfig(shortlist=args.shortlist, method=args.verify),
+    results = run_query(index, args.image, box, _verify_config(args),
                         MaskConfig(method=args.mask), top=args.top, mask_top=args.top,
                         n_jobs=args.n_jobs)
     out = Path(args.out)
@@ -159,7 +167,6 @@ def cmd_evaluate(args) -> int:
     from .evaluate import evaluate_benchmark
     from .io import write_json
     from .masks import MaskConfig
-    from .verify import VerifyConfig
     distractor_names = None
     if args.distractor_list:
         if not args.distractors:
@@ -179,7 +186,7 @@ def cmd_evaluate(args) -> int:
     default_dir = f"classicpr-index-{args.name}" + ("+distractors" if args.distractors else "")
     index_dir = args.index_dir or Path(default_dir)
     result = evaluate_benchmark(args.root, args.name, index_dir,
-                                VerifyConfig(shortlist=args.shortlist, method=args.verify),
+                                _verify_config(args),
                                 MaskConfig(method=args.mask),
                                 n_jobs=args.n_jobs, export_dir=args.export,
                                 official=args.official_quirks, allow_missing=args.allow_missing,

@@ -257,6 +257,7 @@ class Index:
         self.invfile, self.names = fresh.invfile, fresh.names
         for path, _ in parts:
             path.unlink(missing_ok=True)
+
     # ------------------------------------------------------------------ querying
     def query_features(self, image: PathLike | np.ndarray, box=None
                        ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Tuple[int, int]]:

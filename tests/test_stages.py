@@ -231,3 +231,26 @@ def test_object_motion_measure():
     b = Verification(quad=a.quad + [30, 0])
     assert object_motion(a, b) == pytest.approx(30 / np.hypot(100, 100))
     assert object_motion(a, Verification()) == float("inf")
+
+
+def test_weak_localisation_is_opt_in():
+    """Too few homography inliers for the gate: no region by default; with
+    min_weak_inliers a 2-point similarity still places the box (a 'weak' result)."""
+    from classicpr.regions import box_corners
+    rng = np.random.default_rng(0)
+    box = np.array([100, 100, 300, 300], float)
+    n_good, n_bad = 9, 40
+    q = np.c_[rng.uniform(100, 300, (n_good + n_bad, 2)), np.full((n_good + n_bad, 2), 1.0)]
+    angle, scale, t = np.deg2rad(10), 0.8, np.array([50.0, 20.0])
+    R = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    d = q.copy()
+    d[:n_good, :2] = q[:n_good, :2] @ R.T + t
+    d[n_good:, :2] = rng.uniform(0, 600, (n_bad, 2))
+    idx = np.arange(n_good + n_bad)
+    v = verify_pair(q, d, idx, idx, box, (640, 480), VerifyConfig(weak_geometry=False))
+    assert not v.verified and v.quad is None and not v.weak
+    v = verify_pair(q, d, idx, idx, box, (640, 480),
+                    VerifyConfig(weak_geometry=False, min_weak_inliers=6))
+    assert not v.verified and v.weak
+    expected = box_corners(box) @ R.T + t
+    assert np.abs(v.quad - expected).max() < 2.0
