@@ -190,7 +190,7 @@ class Index:
         t2 = time.perf_counter()
         index = cls(vocabulary, feature_config, image_dir, root)
         index.skipped = list(skipped)
-        parts = index._write_parts(store, done, 0, n_jobs, progress)
+        parts = index._write_parts(store, done, n_jobs, progress)
         index._merge(parts, include_existing=False)
         t3 = time.perf_counter()
         index.timing = {"features_s": t1 - t0, "vocabulary_s": t2 - t1, "assign_index_s": t3 - t2}
@@ -199,13 +199,14 @@ class Index:
     def _part_path(self, k: int) -> Path:
         return self.root / "parts" / f"part-{k:06d}.npz"
 
-    def _write_parts(self, store: FeatureStore, names: Sequence[str], first: int, n_jobs,
-                     progress) -> List[Tuple[Path, List[str]]]:
-        """Assign words to ``names`` in parts of CHUNK images, numbered from ``first``;
-        parts already on disk for the same images and vocabulary are kept (resume)."""
+    def _write_parts(self, store: FeatureStore, names: Sequence[str], n_jobs, progress
+                     ) -> List[Tuple[Path, List[str]]]:
+        """Assign words to ``names`` in parts of CHUNK images (``INDEX/parts``; a merge
+        deletes them). A part already on disk for the same images and vocabulary is kept:
+        an interrupted build or add resumes there."""
         fingerprint = self.vocabulary.fingerprint()
         parts = []
-        for k, start in enumerate(range(0, len(names), CHUNK), first):
+        for k, start in enumerate(range(0, len(names), CHUNK)):
             chunk, path = list(names[start:start + CHUNK]), self._part_path(k)
             if path.is_file():
                 try:
@@ -257,6 +258,23 @@ class Index:
         self.invfile, self.names = fresh.invfile, fresh.names
         for path, _ in parts:
             path.unlink(missing_ok=True)
+
+    def add(self, names: Sequence[str], n_jobs: Optional[int] = None, progress: bool = True
+            ) -> List[Tuple[str, str]]:
+        """Index more images of ``image_dir`` (already indexed names are ignored): their
+        parts are merged with the existing index, so idf and norms stay exact.
+
+        Returns the list of (name, reason) skipped.
+        """
+        if self.root is None or self.image_dir is None:
+            raise ClassicPRError("Index.add needs an index with a root folder and image_dir")
+        known = set(self.names)
+        new = [n for n in dict.fromkeys(names) if n not in known]
+        store = FeatureStore(self.root / "features", self.feature_config)
+        done, skipped = extract_to_store(self.image_dir, new, store, n_jobs, progress)
+        self.skipped.extend(skipped)
+        self._merge(self._write_parts(store, done, n_jobs, progress), include_existing=True)
+        return skipped
 
     # ------------------------------------------------------------------ querying
     def query_features(self, image: PathLike | np.ndarray, box=None

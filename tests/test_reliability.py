@@ -59,6 +59,27 @@ def _assert_same_index(a, b):
         np.testing.assert_array_equal(arr_a[k], arr_b[k], err_msg=k)
 
 
+def test_adding_images_equals_building_at_once(photo_dir, tmp_path, monkeypatch):
+    """Index.add merges the old index with parts for the new images: identical arrays
+    (postings, idf, norms, direct index) to one build over all images, also when parts
+    hold fewer images than the database."""
+    import classicpr.index as index_module
+    monkeypatch.setattr(index_module, "CHUNK", 4)
+    names = sorted(p.name for p in photo_dir.glob("*.jpg"))
+    first = Index.build(photo_dir, tmp_path / "grown", names=names[:6], vocab_size=64,
+                        n_jobs=1, progress=False)
+    first.add(names[6:], n_jobs=1, progress=False)
+    assert first.names == names
+    assert not list((tmp_path / "grown").glob("parts/*.npz"))  # merged, then deleted
+    Index.build(photo_dir, tmp_path / "once", names=names, vocabulary=first.vocabulary,
+                n_jobs=1, progress=False)
+    _assert_same_index(tmp_path / "grown", tmp_path / "once")
+    # reopened, it answers queries like the in-process object
+    again = Index.load(tmp_path / "grown")
+    q = again.query_features(photo_dir / names[3])[2]
+    np.testing.assert_array_equal(again.retrieve(q)[0], first.retrieve(q)[0])
+
+
 # ---------------------------------------------------------------- bad images
 def test_bad_images_are_skipped_with_a_reason(photo_dir, tmp_path, caplog):
     d = tmp_path / "mixed"
