@@ -59,8 +59,7 @@ def dequantise_geometry(xy: np.ndarray, scale: np.ndarray, angle: np.ndarray,
     return out
 
 
-#: Arrays of a chunk (and of a whole index) and their dtypes; ``words`` is uint16 for
-#: vocabularies up to 65,536 words, uint32 beyond.
+#: Arrays of a chunk (and of a whole index); see :func:`chunk_arrays` for shapes and dtypes.
 CHUNK_KEYS = ("inv_indptr", "inv_images", "inv_counts", "offsets", "words", "xy", "scale",
               "angle", "sizes")
 #: Postings merged at once (about 30 bytes each in flight: ~30 MB per block).
@@ -68,6 +67,7 @@ POSTINGS_PER_BLOCK = 1_000_000
 
 
 def word_dtype(n_words: int) -> np.dtype:
+    """Word-id dtype of the direct index: uint16 up to 65,536 words, uint32 beyond."""
     return np.dtype(np.uint16 if n_words <= 65536 else np.uint32)
 
 
