@@ -74,6 +74,12 @@ def test_adding_images_equals_building_at_once(photo_dir, tmp_path, monkeypatch)
     Index.build(photo_dir, tmp_path / "once", names=names, vocabulary=first.vocabulary,
                 n_jobs=1, progress=False)
     _assert_same_index(tmp_path / "grown", tmp_path / "once")
+    # Index.build on a folder holding an index of some of the images extends it
+    Index.build(photo_dir, tmp_path / "rebuilt", names=names[:6], vocab_size=64, n_jobs=1,
+                progress=False)
+    Index.build(photo_dir, tmp_path / "rebuilt", names=names, vocab_size=64, n_jobs=1,
+                progress=False)
+    _assert_same_index(tmp_path / "rebuilt", tmp_path / "once")
     # reopened, it answers queries like the in-process object
     again = Index.load(tmp_path / "grown")
     q = again.query_features(photo_dir / names[3])[2]
