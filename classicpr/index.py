@@ -191,7 +191,7 @@ class Index:
         index = cls(vocabulary, feature_config, image_dir, root)
         index.skipped = list(skipped)
         parts = index._write_parts(store, done, n_jobs, progress)
-        index._merge(parts, include_existing=False)
+        index._merge(parts, include_existing=False, progress=progress)
         t3 = time.perf_counter()
         index.timing = {"features_s": t1 - t0, "vocabulary_s": t2 - t1, "assign_index_s": t3 - t2}
         return index
@@ -230,7 +230,8 @@ class Index:
             parts.append((path, chunk))
         return parts
 
-    def _merge(self, parts: Sequence[Tuple[Path, List[str]]], include_existing: bool) -> None:
+    def _merge(self, parts: Sequence[Tuple[Path, List[str]]], include_existing: bool,
+               progress: bool = False) -> None:
         """Write ``index.npz`` from (the current index and) parts, reopen it memory-mapped
         and delete the parts."""
         if self.root is None:
@@ -253,7 +254,7 @@ class Index:
             for key, a in self.vocabulary.state().items():
                 w.add(f"vocab_{key}", a)
             merge_chunks(self.vocabulary.size, lambda k: load_chunk(k, verify=False),
-                         len(sources), w)
+                         len(sources), w, progress)
         fresh = Index.load(self.root, self.image_dir)
         self.invfile, self.names = fresh.invfile, fresh.names
         for path, _ in parts:
@@ -273,7 +274,8 @@ class Index:
         store = FeatureStore(self.root / "features", self.feature_config)
         done, skipped = extract_to_store(self.image_dir, new, store, n_jobs, progress)
         self.skipped.extend(skipped)
-        self._merge(self._write_parts(store, done, n_jobs, progress), include_existing=True)
+        self._merge(self._write_parts(store, done, n_jobs, progress), include_existing=True,
+                    progress=progress)
         return skipped
 
     # ------------------------------------------------------------------ querying

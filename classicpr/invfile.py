@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Callable, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
+from tqdm.auto import tqdm
 
 XY_LEVELS = 65535
 
@@ -139,7 +140,7 @@ class MemorySink:
 
 
 def merge_chunks(n_words: int, load_chunk: Callable[[int], Mapping[str, np.ndarray]],
-                 n_chunks: int, sink) -> int:
+                 n_chunks: int, sink, progress: bool = False) -> int:
     """Stream chunks into one index: postings word block by word block, direct index chunk
     by chunk, then tf-idf weights recomputed over all images.
 
@@ -152,6 +153,8 @@ def merge_chunks(n_words: int, load_chunk: Callable[[int], Mapping[str, np.ndarr
     n_chunks : int
     sink : ArrayWriter or MemorySink
         Receives the arrays of the merged index (:data:`CHUNK_KEYS` + ``idf``, ``norms``).
+    progress : bool
+        Show a progress bar over the word blocks (long for million-image databases).
 
     Returns
     -------
@@ -197,8 +200,12 @@ def merge_chunks(n_words: int, load_chunk: Callable[[int], Mapping[str, np.ndarr
                                                                      POSTINGS_PER_BLOCK)), n_words])
     blocks = [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:])]
 
+    bar = tqdm(total=2 * len(blocks), desc="merging postings", leave=False, dynamic_ncols=True,
+               disable=not progress)
+
     def postings(key: str):
         for w0, w1 in blocks:
+            bar.update(1)
             words, values = [], []
             for k in range(n_chunks):
                 c = load_chunk(k)
@@ -214,6 +221,7 @@ def merge_chunks(n_words: int, load_chunk: Callable[[int], Mapping[str, np.ndarr
 
     sink.add_chunks("inv_images", np.int32, (n_postings,), postings("inv_images"))
     sink.add_chunks("inv_counts", np.uint16, (n_postings,), postings("inv_counts"))
+    bar.close()
     return n_images
 
 
