@@ -245,6 +245,38 @@ def database_with_distractors(image_dir: PathLike, db_files: Sequence[str], dist
             [f"distractors/{str(n).strip()}" for n in distractor_names if str(n).strip()])
 
 
+#: Query-name prefixes of prmini-dev's planar scenes, whose label is the query box projected
+#: by a published homography.
+PLANAR_PREFIXES = ("homogr_", "hpatches_")
+
+
+def planar_pair_correspondences(ds: RevisitopDataset):
+    """Ratio-test correspondences of every planar query-positive pair of a prmini-style
+    benchmark (queries named with :data:`PLANAR_PREFIXES`), for homography studies.
+
+    Yields
+    ------
+    (q, i, box, query_kps, db_kps, qi, di, size, label) : query and database ids, the query
+    box (4,), in-box query keypoints (M, 4), database keypoints (N, 4), correspondences
+    qi, di (P,), database (width, height) and the label polygon (K, 2).
+    """
+    from .features import FeatureConfig, extract_image, rootsift
+    from .invfile import features_in_box
+    from .verify import ratio_correspondences
+    labels = ds.load_labels()
+    for q, name in enumerate(ds.qimlist):
+        if not name.startswith(PLANAR_PREFIXES):
+            continue
+        box = ds.query_box(q)
+        qk, qd, _ = extract_image(ds.image_dir / ds.query_file(q), FeatureConfig())
+        inside = features_in_box(qk, box)
+        qk, qd = qk[inside], qd[inside]
+        for i in list(ds.gnd[q]["easy"]) + list(ds.gnd[q]["hard"]):
+            dk, dd, size = extract_image(ds.image_dir / ds.db_file(i), FeatureConfig())
+            qi, di = ratio_correspondences(rootsift(qd), rootsift(dd))
+            yield q, int(i), box, qk, dk, qi, di, size, load_label_polygons(labels[f"{q}_{i}"])[0]
+
+
 def export_official(export_dir: PathLike, ranks: np.ndarray,
                     polygons: Mapping[Tuple[int, int], np.ndarray]) -> None:
     """Write DIR/ranks.npy and DIR/matching_result.npy in the PROxford/PRParis format.

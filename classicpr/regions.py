@@ -71,6 +71,30 @@ def project_points(H: np.ndarray, pts: np.ndarray) -> np.ndarray:
         return ph[:, :2] / ph[:, 2:3]
 
 
+def corner_error(quad: np.ndarray, label: np.ndarray, size: Tuple[int, int]) -> Optional[float]:
+    """Pixel error of a projected box against a label that is the same box projected by a
+    reference homography and clipped to the image.
+
+    Parameters
+    ----------
+    quad : (4, 2) array
+        The predicted corners (x, y).
+    label : (K, 2) array
+        The label polygon (clipped to the image, so corners may be cut off).
+    size : (width, height)
+
+    Returns
+    -------
+    The largest distance from a predicted corner inside the image to its nearest label
+    vertex, or None when no corner falls inside the image.
+    """
+    w, h = size
+    inside = (quad[:, 0] >= 0) & (quad[:, 0] <= w - 1) & (quad[:, 1] >= 0) & (quad[:, 1] <= h - 1)
+    if not inside.any():
+        return None
+    return float(np.linalg.norm(quad[inside, None, :] - label[None, :, :], axis=2).min(axis=1).max())
+
+
 def polygon_area(poly: np.ndarray) -> float:
     """Signed area (shoelace) of a (K, 2) polygon; positive when clockwise in image axes."""
     p = np.asarray(poly, np.float64)

@@ -115,37 +115,21 @@ def test_demo_is_deterministic(demo_set, tmp_path):
 def test_published_homographies_recovered_on_prmini_planar_pairs(prmini_root):
     """The label of a planar prmini-dev pair is the query box projected by the published
     homography: the verified quad must land on it within a few pixels."""
-    from classicpr.datasets import load_label_polygons, load_revisitop
-    from classicpr.features import FeatureConfig, extract_image, rootsift
-    from classicpr.invfile import features_in_box
-    from classicpr.verify import VerifyConfig, ratio_correspondences, verify_pair
-    ds = load_revisitop(prmini_root, "prmini")
-    labels = ds.load_labels()
+    from classicpr.datasets import load_revisitop
+    from classicpr.evaluate import planar_pair_correspondences
+    from classicpr.regions import corner_error
+    from classicpr.verify import VerifyConfig, verify_pair
     errors, n_pairs = [], 0
-    for q, name in enumerate(ds.qimlist):
-        if not name.startswith(("homogr_", "hpatches_")):
+    for _, _, box, qk, dk, qi, di, size, gt in planar_pair_correspondences(
+            load_revisitop(prmini_root, "prmini")):
+        n_pairs += 1
+        v = verify_pair(qk, dk, qi, di, box, size, VerifyConfig(), max(size) / 1024)
+        if not v.verified:
             continue
-        box = ds.query_box(q)
-        qk, qd, _ = extract_image(ds.image_dir / ds.query_file(q), FeatureConfig())
-        inside = features_in_box(qk, box)
-        qk, qd = qk[inside], qd[inside]
-        for i in ds.gnd[q]["easy"] + ds.gnd[q]["hard"]:
-            n_pairs += 1
-            dk, dd, size = extract_image(ds.image_dir / ds.db_file(i), FeatureConfig())
-            qi, di = ratio_correspondences(rootsift(qd), rootsift(dd))
-            v = verify_pair(qk, dk, qi, di, box, size, VerifyConfig(), max(size) / 1024)
-            if not v.verified:
-                continue
-            gt = load_label_polygons(labels[f"{q}_{i}"])[0]
-            # labels are clipped to the image: compare the corners that fall inside it with
-            # the nearest label vertex
-            w, h = size
-            inside_img = ((v.quad[:, 0] >= 0) & (v.quad[:, 0] <= w - 1) &
-                          (v.quad[:, 1] >= 0) & (v.quad[:, 1] <= h - 1))
-            if not inside_img.any():
-                continue
-            d = np.linalg.norm(v.quad[inside_img, None, :] - gt[None, :, :], axis=2).min(axis=1)
-            errors.append(d.max() / np.hypot(*size))
+        # labels are clipped to the image: corners inside it against the nearest label vertex
+        err = corner_error(v.quad, gt, size)
+        if err is not None:
+            errors.append(err / np.hypot(*size))
     assert n_pairs == 21 and len(errors) >= 15, (n_pairs, len(errors))
     # corner error within 1 % of the image diagonal (a few pixels) on every verified pair
     assert max(errors) < 0.01, sorted(errors)[-3:]
