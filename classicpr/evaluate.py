@@ -241,8 +241,7 @@ def database_with_distractors(image_dir: PathLike, db_files: Sequence[str], dist
         except OSError as exc:
             raise ClassicPRError(f"cannot link {target} into {view} ({exc}); distractors need "
                                  "a file system with symbolic links") from None
-    return (view, [f"db/{n}" for n in db_files],
-            [f"distractors/{str(n).strip()}" for n in distractor_names if str(n).strip()])
+    return view, [f"db/{n}" for n in db_files], [f"distractors/{n}" for n in distractor_names]
 
 
 #: Query-name prefixes of prmini-dev's planar scenes, whose label is the query box projected

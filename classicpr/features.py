@@ -21,7 +21,8 @@ import cv2
 import numpy as np
 
 from .errors import ClassicPRError, ImageReadError
-from .io import PathLike, downscale, load_arrays, read_image, save_arrays, write_json
+from .io import (PathLike, downscale, load_arrays, read_image, read_npy_header, save_arrays,
+                 write_json)
 from .parallel import run_parallel, single_threaded_opencv
 
 log = logging.getLogger("classicpr")
@@ -190,10 +191,7 @@ class FeatureStore:
         import zipfile
         try:
             with zipfile.ZipFile(self.path(name)) as z, z.open("keypoints.npy") as fh:
-                major, _ = np.lib.format.read_magic(fh)
-                read_header = (np.lib.format.read_array_header_1_0 if major == 1
-                               else np.lib.format.read_array_header_2_0)
-                shape = read_header(fh)[0]
+                shape = read_npy_header(fh)[0]
             return int(shape[0])
         except (OSError, KeyError, ValueError, zipfile.BadZipFile):
             return 0

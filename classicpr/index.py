@@ -240,22 +240,21 @@ class Index:
         sources += [path for path, _ in parts]
         names = (list(self.names) if include_existing else []) + [n for _, c in parts for n in c]
 
-        def load_chunk(k: int, verify: bool = True):
+        def load_chunk(k: int):
+            # every part was checked (reused) or written (digests computed) by _write_parts
+            # in this process; the merge reads each several times, so it is not re-hashed
             src = sources[k]
             if isinstance(src, dict):
                 return src
-            return load_arrays(src, PART_KIND, PART_VERSION, mmap=True, verify=verify)[0]
-        for k in range(len(sources)):  # check every part once; the merge re-reads them
-            load_chunk(k)
+            return load_arrays(src, PART_KIND, PART_VERSION, mmap=True, verify=False)[0]
         meta = {"names": names, "feature_config": dataclasses.asdict(self.feature_config),
                 "image_dir": str(self.image_dir.resolve()) if self.image_dir else None,
                 "skipped": [list(s) for s in self.skipped]}
         with array_writer(self.root / "index.npz", INDEX_KIND, INDEX_VERSION, meta) as w:
             for key, a in self.vocabulary.state().items():
                 w.add(f"vocab_{key}", a)
-            merge_chunks(self.vocabulary.size, lambda k: load_chunk(k, verify=False),
-                         len(sources), w, progress)
-        fresh = Index.load(self.root, self.image_dir)
+            merge_chunks(self.vocabulary.size, load_chunk, len(sources), w, progress)
+        fresh = Index.load(self.root, self.image_dir, verify=False)  # digests just written
         self.invfile, self.names = fresh.invfile, fresh.names
         for path, _ in parts:
             path.unlink(missing_ok=True)
@@ -320,8 +319,9 @@ class Index:
         return sum(self.invfile.nbytes().values()) / max(len(self.names), 1)
 
     @classmethod
-    def load(cls, root: PathLike, image_dir: Optional[PathLike] = None) -> "Index":
-        """Open an index folder written by :meth:`build` / :meth:`save`.
+    def load(cls, root: PathLike, image_dir: Optional[PathLike] = None, verify: bool = True
+             ) -> "Index":
+        """Open an index folder written by :meth:`build` / :meth:`add`.
 
         Parameters
         ----------
@@ -329,11 +329,14 @@ class Index:
             The index folder (or its ``index.npz``).
         image_dir : path-like, optional
             Override where the database images are (e.g. the index was copied elsewhere).
+        verify : bool
+            Check the file's SHA-256 digests (False only right after writing it).
         """
         root = Path(root)
         if root.is_file():
             root = root.parent
-        arrays, meta = load_arrays(root / "index.npz", INDEX_KIND, INDEX_VERSION, mmap=True)
+        arrays, meta = load_arrays(root / "index.npz", INDEX_KIND, INDEX_VERSION, mmap=True,
+                                   verify=verify)
         if "vocab_centroids" not in arrays or "names" not in meta or "inv_images" not in arrays:
             from .errors import CorruptFileError
             raise CorruptFileError(f"{root / 'index.npz'} lacks the vocabulary, image list or "

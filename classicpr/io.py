@@ -320,6 +320,19 @@ def save_arrays(path: PathLike, kind: str, version: int, arrays: Mapping[str, np
 _HASH_BLOCK = 1 << 24
 
 
+def read_npy_header(fh) -> Tuple[Tuple[int, ...], bool, np.dtype]:
+    """Read a ``.npy`` header from a file object positioned at its start.
+
+    Returns
+    -------
+    shape, fortran_order, dtype; the file is left at the start of the data.
+    """
+    version = np.lib.format.read_magic(fh)
+    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                   else np.lib.format.read_array_header_2_0)
+    return read_header(fh)
+
+
 def _member_data_offset(fh, info: zipfile.ZipInfo) -> int:
     """File offset of a stored zip member's data (after its local header)."""
     fh.seek(info.header_offset)
@@ -337,10 +350,7 @@ def _mapped_array(path: Path, info: zipfile.ZipInfo, entry: dict, verify: bool) 
     with open(path, "rb") as fh:
         start = _member_data_offset(fh, info)
         fh.seek(start)
-        version = np.lib.format.read_magic(fh)
-        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                       else np.lib.format.read_array_header_2_0)
-        shape, fortran, dtype = read_header(fh)
+        shape, fortran, dtype = read_npy_header(fh)
         data_start = fh.tell()
         nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         h, left = hashlib.sha256(), nbytes if verify else 0

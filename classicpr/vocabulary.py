@@ -21,6 +21,7 @@ from typing import Optional
 import faiss
 import numpy as np
 
+from .invfile import word_dtype
 from .io import PathLike, load_arrays, save_arrays
 
 log = logging.getLogger("classicpr")
@@ -92,8 +93,8 @@ class Vocabulary:
 
     @property
     def word_dtype(self):
-        """Smallest unsigned dtype that holds a word id."""
-        return np.uint16 if self.size <= 65536 else np.uint32
+        """Smallest unsigned dtype that holds a word id (as in the direct index)."""
+        return word_dtype(self.size)
 
     def _build_tree(self) -> dict:
         n_cells = min(TREE_CELLS, max(16, self.size // 40))  # >= 40 words per cell
