@@ -302,7 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--photos", action="append", help="folder of source photos (default: scikit-image's)")
     p.add_argument("--queries", type=_positive_int, default=5)
     p.add_argument("--exhaustive-queries", type=_non_negative_int, default=1)
-    p.add_argument("--overhead-images", type=_positive_int, default=100)
+    p.add_argument("--overhead-images", type=_positive_int, default=100,
+                   help="images for the build-overhead and 2-job ratios (generated if more than the sizes)")
     p.add_argument("--repeats", type=_positive_int, default=3)
     p.add_argument("--vocab-size", type=_positive_int, default=4096)
     _add_jobs(p)

@@ -91,8 +91,11 @@ def test_missing_images_are_listed(revisitop_gnd, tmp_path):
 def test_bench_smoke(tmp_path):
     from classicpr.bench import format_table, run_bench
     r = run_bench([6, 10], str(tmp_path / "b.json"), str(tmp_path / "w"), n_jobs=2, n_queries=1,
-                  exhaustive_queries=1, overhead_images=6, repeats=1, vocab_size=64)
+                  exhaustive_queries=1, overhead_images=12, repeats=1, vocab_size=64)
     assert set(r["results"]) == {"6", "10"}
+    # the overhead ratios get the images they ask for, even beyond the largest size
+    assert len(list((tmp_path / "w" / "images").glob("*.jpg"))) == 12
+    assert len(r["build_overhead_per_run"]) == 1
     row = r["results"]["10"]
     assert row["n"] == 10 and row["index_bytes_per_image"] > 0 and row["peak_rss_mb"] > 50
     assert row["query_ms"]["total"] > 0 and row["exhaustive_ms_per_query"] > 0

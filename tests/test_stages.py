@@ -36,6 +36,18 @@ def test_sift_coordinates_are_original_pixels(photo, tmp_path):
     assert len(kps) <= FeatureConfig().max_features
 
 
+def test_sift_features_equal_opencv_float_sift_rounded(photo):
+    """detect_sift asks OpenCV for uint8 descriptors and reads keypoints in bulk: the
+    result must be OpenCV's plain float SIFT, rounded, with every keypoint's geometry."""
+    gray = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)
+    kps, desc = detect_sift(gray, FeatureConfig(max_features=0))
+    ref_kps, ref_desc = cv2.SIFT_create().detectAndCompute(gray, None)
+    assert len(kps) == len(ref_kps) > 100
+    np.testing.assert_array_equal(desc, np.clip(np.rint(ref_desc), 0, 255).astype(np.uint8))
+    ref = np.array([(k.pt[0], k.pt[1], k.size, k.angle) for k in ref_kps], np.float32)
+    np.testing.assert_array_equal(kps, ref)  # scale 1: no coordinate change
+
+
 def test_tiny_and_blank_images_give_no_features():
     cfg = FeatureConfig()
     assert detect_sift(np.zeros((1, 1), np.uint8), cfg)[0].shape == (0, 4)
