@@ -343,7 +343,7 @@ def cmd_bench(args) -> int:
     if not sizes or min(sizes) < 1:
         raise ClassicPRError("--sizes must be positive")
     result = run_bench(sizes, args.json, args.work_dir, args.photos, args.n_jobs, args.queries,
-                       args.exhaustive_queries, min(args.overhead_images, max(sizes)), args.repeats,
+                       args.exhaustive_queries, args.overhead_images, args.repeats,
                        args.vocab_size)
     print(format_table(result))
     return 0
