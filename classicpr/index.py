@@ -28,7 +28,7 @@ import numpy as np
 from .errors import ClassicPRError
 from .features import FeatureConfig, FeatureStore, extract_image, extract_to_store, rootsift
 from .invfile import InvertedFile, chunk_arrays, features_in_box, merge_chunks
-from .io import PathLike, array_writer, list_images, load_arrays
+from .io import LazyMappedArrays, PathLike, array_writer, list_images, load_arrays
 from .parallel import run_parallel, single_threaded_opencv
 from .vocabulary import TRAINING_PER_WORD, Vocabulary, default_vocabulary_size
 
@@ -240,13 +240,18 @@ class Index:
         sources += [path for path, _ in parts]
         names = (list(self.names) if include_existing else []) + [n for _, c in parts for n in c]
 
+        opened: Dict[int, LazyMappedArrays] = {}
+
         def load_chunk(k: int):
             # every part was checked (reused) or written (digests computed) by _write_parts
-            # in this process; the merge reads each several times, so it is not re-hashed
+            # in this process; the merge reads each once per word block, so it is opened
+            # once, not re-hashed, and each array is mapped only while it is read
             src = sources[k]
             if isinstance(src, dict):
                 return src
-            return load_arrays(src, PART_KIND, PART_VERSION, mmap=True, verify=False)[0]
+            if k not in opened:
+                opened[k] = LazyMappedArrays(src, PART_KIND, PART_VERSION, verify=False)
+            return opened[k]
         meta = {"names": names, "feature_config": dataclasses.asdict(self.feature_config),
                 "image_dir": str(self.image_dir.resolve()) if self.image_dir else None,
                 "skipped": [list(s) for s in self.skipped]}

@@ -448,3 +448,45 @@ def load_arrays(path: PathLike, kind: str, max_version: int, mmap: bool = False,
             f"{path} is not a readable classicpr {kind} file ({exc.__class__.__name__}: {exc})"
         ) from None
     return arrays, header.get("meta", {})
+
+
+class LazyMappedArrays(Mapping):
+    """The arrays of an uncompressed container, each memory-mapped only when asked for.
+
+    The container is opened and its header checked once; afterwards every ``self[name]``
+    maps just that array (an open and an mmap, ~10x cheaper than re-reading the zip
+    directory and header) and no file handle or mapping is held in between. For readers
+    that return to many files many times, such as the postings merge of a million-image
+    build (thousands of parts, each read once per word block).
+
+    Parameters
+    ----------
+    path : path-like
+    kind : str
+    max_version : int
+    verify : bool
+        Check the arrays' digests once, on opening.
+
+    The metadata is not kept (thousands of parts each list their image names); read it with
+    :func:`load_arrays`.
+    """
+
+    def __init__(self, path: PathLike, kind: str, max_version: int, verify: bool = True):
+        self.path = Path(path)
+        arrays, _ = load_arrays(self.path, kind, max_version, mmap=True, verify=verify)
+        # (offset, dtype, shape) of mapped arrays; empty arrays are kept as they are
+        self._layout = {name: ((a.offset, a.dtype, a.shape) if isinstance(a, np.memmap)
+                               else np.asarray(a)) for name, a in arrays.items()}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        entry = self._layout[name]
+        if isinstance(entry, np.ndarray):
+            return entry
+        offset, dtype, shape = entry
+        return np.memmap(self.path, dtype=dtype, mode="r", offset=offset, shape=shape)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._layout)
+
+    def __len__(self) -> int:
+        return len(self._layout)

@@ -6,7 +6,7 @@ import pytest
 from classicpr.errors import ClassicPRError, CorruptFileError, ImageReadError
 from classicpr.features import FeatureConfig, detect_sift, extract_image, rootsift
 from classicpr.invfile import InvertedFile, features_in_box
-from classicpr.io import load_arrays, read_image, save_arrays
+from classicpr.io import LazyMappedArrays, load_arrays, read_image, save_arrays
 from classicpr.regions import (box_iou, is_simple_quad, mask_bbox, parse_box, project_points,
                                rasterize_polygons, validate_box)
 from classicpr.verify import VerifyConfig, verify_pair, word_correspondences
@@ -81,6 +81,25 @@ def test_checksummed_container_refuses_corruption(tmp_path):
     p.write_bytes(p.read_bytes()[:100])
     with pytest.raises(CorruptFileError):
         load_arrays(p, "k", 2)
+
+
+def test_lazy_mapped_arrays_read_what_was_written(tmp_path):
+    p = tmp_path / "part.npz"
+    rng = np.random.default_rng(0)
+    written = {"a": rng.integers(0, 9, (50, 3)).astype(np.uint16), "b": np.zeros(0, np.int64),
+               "c": rng.random(7).astype(np.float32)}
+    save_arrays(p, "k", 1, written, meta={"names": ["x"]})
+    lazy = LazyMappedArrays(p, "k", 1)
+    assert set(lazy) == set(written)
+    for _ in range(2):  # mapped afresh on every access
+        for name, a in written.items():
+            np.testing.assert_array_equal(lazy[name], a)
+            assert lazy[name].dtype == a.dtype
+    data = bytearray(p.read_bytes())
+    data[data.index(written["c"].tobytes())] ^= 0xFF
+    p.write_bytes(bytes(data))
+    with pytest.raises(CorruptFileError):  # digests are checked once, on opening
+        LazyMappedArrays(p, "k", 1)
 
 
 def test_vocabulary_train_assign_save_load(tmp_path):
