@@ -165,11 +165,12 @@ def merge_chunks(n_words: int, load_chunk: Callable[[int], Mapping[str, np.ndarr
     image_base, feature_base, sizes = [0], [0], []
     for k in range(n_chunks):
         c = load_chunk(k)
-        if len(c["inv_indptr"]) != n_words + 1:
+        chunk_indptr = np.asarray(c["inv_indptr"])
+        if len(chunk_indptr) != n_words + 1:
             raise ValueError(f"chunk {k} was made with another vocabulary size")
-        df += np.diff(c["inv_indptr"])
+        df += np.diff(chunk_indptr)
         sizes.append(np.asarray(c["sizes"]))
-        image_base.append(image_base[-1] + len(c["sizes"]))
+        image_base.append(image_base[-1] + len(sizes[-1]))
         feature_base.append(feature_base[-1] + int(c["offsets"][-1]))
     n_images, n_features = image_base[-1], feature_base[-1]
     idf = np.where(df > 0, np.log(max(n_images, 1) / np.maximum(df, 1)), 0.0).astype(np.float32)
@@ -209,10 +210,11 @@ def merge_chunks(n_words: int, load_chunk: Callable[[int], Mapping[str, np.ndarr
             words, values = [], []
             for k in range(n_chunks):
                 c = load_chunk(k)
-                a, b = int(c["inv_indptr"][w0]), int(c["inv_indptr"][w1])
+                block_indptr = np.asarray(c["inv_indptr"][w0:w1 + 1])  # read once per chunk
+                a, b = int(block_indptr[0]), int(block_indptr[-1])
                 if b == a:
                     continue
-                words.append(np.repeat(np.arange(w0, w1), np.diff(c["inv_indptr"][w0:w1 + 1])))
+                words.append(np.repeat(np.arange(w0, w1), np.diff(block_indptr)))
                 v = np.asarray(c[key][a:b])
                 values.append(v + image_base[k] if key == "inv_images" else v)
             if words:
