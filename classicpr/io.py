@@ -307,11 +307,7 @@ def save_arrays(path: PathLike, kind: str, version: int, arrays: Mapping[str, np
     meta : mapping, optional
         JSON-serialisable metadata stored beside the arrays.
     """
-    arrays = {k: np.asarray(v) for k, v in arrays.items()}
-    for k, v in arrays.items():
-        if v.dtype == object:
-            raise TypeError(f"array {k!r} has dtype object; classicpr files never hold pickles")
-    with array_writer(path, kind, version, meta) as w:
+    with array_writer(path, kind, version, meta) as w:  # the writer refuses object arrays
         for k, v in arrays.items():
             w.add(k, v)
 
