@@ -14,8 +14,7 @@ import numpy as np
 
 from classicpr.datasets import load_revisitop
 from classicpr.evaluate import evaluate_benchmark
-from classicpr.masks import MaskConfig
-from classicpr.verify import VerifyConfig
+from classicpr.config import Config
 
 
 def main(argv=None):
@@ -29,13 +28,12 @@ def main(argv=None):
     ds = load_revisitop(args.root, "prmini")
     rows = {}
     for method in args.methods.split(","):
-        pairs = {}
-        r = evaluate_benchmark(args.root, "prmini", args.index_dir, VerifyConfig(method=args.verify),
-                               MaskConfig(method=method), n_jobs=args.n_jobs, progress=False,
-                               pair_ious=pairs)
+        config = Config().updated({"verify.method": args.verify, "mask.method": method})
+        r = evaluate_benchmark(args.root, "prmini", args.index_dir, config, n_jobs=args.n_jobs,
+                               progress=False)
         split = {"planar": [], "video": []}
-        for (q, i), (_, s) in pairs.items():
-            split["video" if ds.qimlist[q].startswith("davis") else "planar"].append(s)
+        for pair in r["pairs"]:
+            split["video" if pair["query"].startswith("davis") else "planar"].append(pair["iou_S"] / 100)
         rows[method] = {"S-mIoU medium": r["mIoU_S"]["medium"], "S-mIoU hard": r["mIoU_S"]["hard"],
                         "pmAP-S medium": r["pmAP_S"]["medium"], "pmAP-S hard": r["pmAP_S"]["hard"],
                         "pair S-IoU planar": 100 * float(np.mean(split["planar"])),

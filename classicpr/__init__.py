@@ -1,33 +1,38 @@
 """classicpr: classical pixel retrieval (segmented instance retrieval) on the CPU.
 
-Pipeline, one module per stage::
+Layers, each importing only from those below it (docs/design.md)::
 
-    features.py    SIFT / RootSIFT local features, feature store on disk
-    vocabulary.py  visual-word vocabulary (k-means) and fast word assignment
-    invfile.py     tf-idf inverted file + direct index (word ids and geometry per image)
-    verify.py      correspondences through shared words, RANSAC homography, re-ranking
-    masks.py       projected query box -> GrabCut pixel mask
-    metrics.py     revisitop mAP, PROxford/PRParis mIoU and pixel mAP (clean + official quirks)
+    faces      cli.py  demo.py  bench.py  download.py  viz.py
+    assembly   evaluate.py  (a benchmark end to end)
+               pipeline.py  (one query: features -> retrieve -> verify -> rank -> masks)
+               index.py     (storage: build, load, add, retrieve, read one image's features)
+    stages     features.py  vocabulary.py  invfile.py  verify.py  masks.py  datasets.py
+               metrics.py
+    bottom     config.py  io.py  regions.py  parallel.py  errors.py
 
-Assembly: ``index.py`` (the Index object), ``pipeline.py`` (one query end to end),
-``evaluate.py`` (a benchmark end to end). Coordinates are always (x, y) pixels of the
-original image, x to the right, y down.
+Coordinates are always (x, y) pixels of the original image, x to the right, y down.
+
+Python use::
+
+    from classicpr import Config, Index, run_query
+    index = Index.build("photos/", "my-index")
+    results = run_query(index, "query.jpg", box=(10, 20, 300, 400),
+                        config=Config.preset("default"), top=10)
 """
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
+from .config import PRESETS, Config
 from .errors import ClassicPRError
 
-__all__ = ["ClassicPRError", "Index", "QueryResult", "load_revisitop", "__version__"]
+__all__ = ["ClassicPRError", "Config", "PRESETS", "Index", "QueryResult", "run_query",
+           "evaluate_benchmark", "load_revisitop", "__version__"]
+
+_LAZY = {"Index": "index", "QueryResult": "pipeline", "run_query": "pipeline",
+         "evaluate_benchmark": "evaluate", "load_revisitop": "datasets"}
 
 
-def __getattr__(name):  # lazy imports keep `import classicpr` cheap
-    if name in ("Index",):
-        from .index import Index
-        return Index
-    if name in ("QueryResult",):
-        from .pipeline import QueryResult
-        return QueryResult
-    if name == "load_revisitop":
-        from .datasets import load_revisitop
-        return load_revisitop
+def __getattr__(name):  # lazy imports keep `import classicpr` cheap (no OpenCV, no faiss)
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(name)

@@ -124,10 +124,9 @@ def bare_sift_parallel_seconds(paths: Sequence[Path], n_procs: int = 2, max_side
 def _one_size(image_dir: Path, names: List[str], vocab_path: Path, work: Path, n_queries: int,
               n_jobs: Optional[int], exhaustive_queries: int) -> dict:
     """Build and query one database (runs in its own process)."""
+    from .config import Config
     from .index import Index
-    from .masks import MaskConfig
     from .pipeline import run_query
-    from .verify import VerifyConfig
     from .vocabulary import Vocabulary
     vocab = Vocabulary.load(vocab_path)
     t0 = time.perf_counter()
@@ -145,8 +144,8 @@ def _one_size(image_dir: Path, names: List[str], vocab_path: Path, work: Path, n
         img = str(image_dir / names[q])
         for mask in ("projected", "grabcut"):
             t: Dict[str, float] = {}
-            run_query(index, img, box, VerifyConfig(shortlist=100), MaskConfig(method=mask),
-                      mask_top=20, n_jobs=n_jobs, timing=t)
+            run_query(index, img, box, Config().updated({"mask.method": mask, "mask.top": 20}),
+                      n_jobs=n_jobs, timing=t)
             if mask == "projected":
                 for k in ("retrieval", "verification", "masks"):
                     splits[k].append(t[k])
@@ -157,8 +156,7 @@ def _one_size(image_dir: Path, names: List[str], vocab_path: Path, work: Path, n
         w, h = index.invfile.sizes[q]
         t = {}
         run_query(index, str(image_dir / names[q]), (0.25 * w, 0.25 * h, 0.75 * w, 0.75 * h),
-                  VerifyConfig(shortlist=len(names)), MaskConfig(method="projected"),
-                  mask_top=20, n_jobs=n_jobs, timing=t)
+                  Config.preset("paper").updated({"mask.top": 20}), n_jobs=n_jobs, timing=t)
         exhaustive.append(t["retrieval"] + t["verification"] + t["masks"])
     med = {k: 1000 * float(np.median(v)) for k, v in splits.items()}
     disk = (work / "index" / "index.npz").stat().st_size
@@ -181,10 +179,10 @@ def run_bench(sizes: Sequence[int], out_json: Optional[str] = None, work_dir: Op
               photos: Optional[Sequence[str]] = None, n_jobs: Optional[int] = None,
               n_queries: int = 5, exhaustive_queries: int = 1, overhead_images: int = 100,
               repeats: int = 3, vocab_size: int = 4096, seed: int = 0) -> dict:
-    """Run the whole bench; returns (and optionally writes) the JSON of issue #5's format."""
+    """Run the whole bench; returns (and optionally writes) its JSON (see :func:`format_table`)."""
     from .features import FeatureConfig, FeatureStore, extract_to_store
-    from .index import Index, sample_training_descriptors
-    from .vocabulary import TRAINING_PER_WORD, Vocabulary
+    from .index import Index, train_vocabulary
+    from .vocabulary import Vocabulary
     work = Path(work_dir or tempfile.mkdtemp(prefix="classicpr-bench-"))
     image_dir = work / "images"
     names = make_distractors(image_dir, max(max(sizes), overhead_images), seed, photos)
@@ -195,8 +193,7 @@ def run_bench(sizes: Sequence[int], out_json: Optional[str] = None, work_dir: Op
     if not vocab_path.is_file():
         store = FeatureStore(work / "vocab_features", FeatureConfig())
         done, _ = extract_to_store(image_dir, names[:500], store, n_jobs, progress=False)
-        train = sample_training_descriptors(store, done, TRAINING_PER_WORD * vocab_size, seed)
-        Vocabulary.train(train, vocab_size, seed=seed, n_jobs=n_jobs).save(vocab_path)
+        train_vocabulary(store, done, vocab_size, seed, n_jobs).save(vocab_path)
     vocab_s = time.perf_counter() - t0
     result = {"sizes": list(sizes), "results": {}, "vocabulary": {"size": vocab_size, "train_s": vocab_s}}
     for n in sizes:

@@ -45,59 +45,95 @@ def _add_jobs(p):
                    help="cores to use in all (default: all; -1 = all)")
 
 
-def _add_verify(p):
-    p.add_argument("--shortlist", type=_non_negative_int, default=100,
-                   help="top BoW results verified (0 = BoW ranking only)")
-    p.add_argument("--verify", choices=("ratio", "words"), default="ratio",
-                   help="correspondences: descriptor ratio test (default) or shared words")
-    p.add_argument("--weak-localisation", action="store_true",
-                   help="also give a region to unverified images where a similarity transform "
-                        "has >= 6 inliers (best effort; most such regions are on wrong images)")
-    p.add_argument("--mask", choices=("projected", "grabcut", "grabcut-region"), default="grabcut",
-                   help="region of a verified image: GrabCut object segment carried by its own "
-                        "homography where the object moves independently, else the projected box "
-                        "(grabcut, default); the projected box only; or GrabCut refinement of the region")
+#: Command-line shortcuts for config keys (each also settable with --set KEY=VALUE); their
+#: types, choices and help come from classicpr.config.
+CONFIG_FLAGS = {
+    "query": {"--shortlist": "verify.shortlist", "--verify": "verify.method",
+              "--mask": "mask.method"},
+    "index": {"--vocab-size": "vocabulary.size", "--seed": "vocabulary.seed",
+              "--max-side": "features.max_side"},
+}
 
 
-def _verify_config(args):
-    from .verify import VerifyConfig
-    return VerifyConfig(shortlist=args.shortlist, method=args.verify,
-                        min_weak_inliers=6 if args.weak_localisation else 0)
+def _config_field(key: str):
+    import dataclasses as dc
+    from .config import SECTIONS
+    section, name = key.split(".")
+    return next(f for f in dc.fields(SECTIONS[section]) if f.name == name)
 
 
-def _feature_config(args):
-    from .features import FeatureConfig
-    return FeatureConfig(max_side=getattr(args, "max_side", 1024) or 1024)
+def _add_config_flags(p, groups, presets: bool = True):
+    """Flags for config keys (types, choices, help from classicpr.config); each defaults to
+    None = 'leave the preset's value'."""
+    from .config import PRESETS, parse_value
+    for group in groups:
+        for flag, key in CONFIG_FLAGS[group].items():
+            f = _config_field(key)
+
+            def parse(text, key=key, f=f):
+                try:
+                    return parse_value(key, f, text)
+                except ValueError as exc:
+                    raise argparse.ArgumentTypeError(str(exc)) from None
+            p.add_argument(flag, dest=key, type=parse, default=argparse.SUPPRESS,
+                           choices=f.metadata.get("choices"), metavar=key.split(".")[1].upper()
+                           if not f.metadata.get("choices") else None,
+                           help=f"{f.metadata['help']} [{key}, default {f.default!r}]")
+    if presets:
+        p.add_argument("--weak-localisation", action="store_true",
+                       help="also give a region to unverified images where a similarity transform "
+                            "has >= 6 inliers (verify.min_weak_inliers=6; most such regions are "
+                            "on wrong images)")
+        p.add_argument("--preset", choices=tuple(PRESETS), default="default",
+                       help="named settings (classicpr config --preset NAME shows them)")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="any config key, e.g. --set verify.ratio=0.8 (classicpr config --list); "
+                            "repeatable, applied after the preset and the flags above")
+
+
+def config_from_args(args):
+    """The Config of parsed arguments: preset, then flags, then --set."""
+    from .config import Config, parse_assignments
+    config = Config.preset(getattr(args, "preset", "default"))
+    flags = {key: getattr(args, key) for group in CONFIG_FLAGS.values() for key in group.values()
+             if hasattr(args, key)}
+    if getattr(args, "weak_localisation", False):
+        flags["verify.min_weak_inliers"] = 6
+    config = config.updated(flags)
+    return config.updated(parse_assignments(getattr(args, "set", [])))
 
 
 def cmd_vocab(args) -> int:
     from .features import FeatureStore, extract_to_store
-    from .index import sample_training_descriptors
+    from .index import train_vocabulary
     from .io import list_images
-    from .vocabulary import Vocabulary
+    config = config_from_args(args)
     names = list_images(args.image_dir)
     if not names:
         raise ClassicPRError(f"no images found in {args.image_dir}")
-    store = FeatureStore(Path(str(args.out) + ".features"), _feature_config(args))
+    store = FeatureStore(Path(str(args.out) + ".features"), config.features)
     done, _ = extract_to_store(args.image_dir, names, store, args.n_jobs, not args.quiet)
-    from .vocabulary import TRAINING_PER_WORD
-    train = sample_training_descriptors(store, done, TRAINING_PER_WORD * args.size, args.seed)
-    if len(train) < args.size:
-        raise ClassicPRError(f"only {len(train)} descriptors in {args.image_dir}; "
-                             f"--size {args.size} needs at least as many")
-    vocab = Vocabulary.train(train, args.size, seed=args.seed, n_jobs=args.n_jobs)
+    size = config.vocabulary.size
+    vocab = train_vocabulary(store, done, size, config.vocabulary.seed, args.n_jobs)
+    if size is not None and vocab.size < size:
+        raise ClassicPRError(f"only {vocab.size} descriptors in {args.image_dir}; "
+                             f"--vocab-size {size} needs at least as many")
     vocab.save(args.out)
-    print(f"vocabulary of {vocab.size} words trained on {len(train)} descriptors -> {args.out}")
+    print(f"vocabulary of {vocab.size} words -> {args.out}")
     return 0
 
 
 def cmd_index(args) -> int:
     from .index import Index
     from .vocabulary import Vocabulary
+    config = config_from_args(args)
     vocab = Vocabulary.load(args.vocab) if args.vocab else None
-    index = Index.build(args.image_dir, args.out, vocabulary=vocab, vocab_size=args.vocab_size,
-                        feature_config=_feature_config(args), seed=args.seed,
-                        n_jobs=args.n_jobs, progress=not args.quiet)
+    if vocab is not None and config.vocabulary.size not in (None, vocab.size):
+        raise ClassicPRError(f"--vocab {args.vocab} has {vocab.size} words, not --vocab-size "
+                             f"{config.vocabulary.size}")
+    index = Index.build(args.image_dir, args.out, vocabulary=vocab,
+                        vocab_size=config.vocabulary.size, feature_config=config.features,
+                        seed=config.vocabulary.seed, n_jobs=args.n_jobs, progress=not args.quiet)
     print(f"indexed {len(index.names)} images ({len(index.skipped)} skipped) with "
           f"{index.vocabulary.size} words -> {args.out}; "
           f"{index.nbytes_per_image() / 1024:.1f} KiB per image")
@@ -112,11 +148,11 @@ def _load_index(path):
 
 
 def cmd_search(args) -> int:
+    from .pipeline import extract_query
     from .regions import parse_box
     index = _load_index(args.index)
     box = parse_box(args.box) if args.box else None
-    _, _, words, _ = index.query_features(args.image, box)
-    ids, scores = index.retrieve(words, top=args.top)
+    ids, scores = index.retrieve(extract_query(index, args.image, box).words, top=args.top)
     for i, s in zip(ids, scores):
         print(f"{index.names[i]}\t{s:.4f}")
     return 0
@@ -124,32 +160,32 @@ def cmd_search(args) -> int:
 
 def cmd_query(args) -> int:
     from .io import read_image, write_json, write_png
-    from .masks import MaskConfig
     from .pipeline import run_query
     from .regions import parse_box
     from .viz import overlay
+    config = config_from_args(args)
     index = _load_index(args.index)
     box = parse_box(args.box) if args.box else None
-    results = run_query(index, args.image, box, _verify_config(args),
-                        MaskConfig(method=args.mask), top=args.top, mask_top=args.top,
-                        n_jobs=args.n_jobs)
+    results = run_query(index, args.image, box, config, top=args.top, n_jobs=args.n_jobs)
     out = Path(args.out)
     rows = []
     for rank, r in enumerate(results):
         row = {"rank": rank + 1, "image": r.name, "score": r.score, "inliers": r.inliers,
-               "verified": r.verified,
+               "verified": r.verified, "mask_method": r.mask_method,
                "polygon": None if r.polygon is None else r.polygon.round(2).tolist()}
         if r.mask is not None:
             stem = Path(r.name).with_suffix("").as_posix().replace("/", "__")
             write_png(out / "masks" / f"{rank + 1:03d}_{stem}.png", r.mask.astype(np.uint8) * 255)
-            img, _ = read_image(index.image_dir / r.name, gray=False)
+            img, _ = read_image(index.image_path(r.image_id), gray=False)
             write_png(out / "overlays" / f"{rank + 1:03d}_{stem}.png",
                       overlay(img, r.mask, r.polygon, label=f"#{rank + 1} inliers {r.inliers}"))
             row["mask"] = f"masks/{rank + 1:03d}_{stem}.png"
         rows.append(row)
         print(f"{rank + 1:3d}  {r.name}\tscore {r.score:.4f}\tinliers {r.inliers}"
               + ("\tverified" if r.verified else ""))
-    write_json(out / "results.json", rows)
+    write_json(out / "results.json", {"query": {"image": str(args.image), "box": args.box,
+                                                "index": str(args.index)},
+                                      "config": config.to_dict(), "results": rows})
     print(f"results, masks and overlays -> {out}")
     return 0
 
@@ -164,35 +200,30 @@ def _print_table(result: dict) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluate import evaluate_benchmark
-    from .io import write_json
-    from .masks import MaskConfig
-    distractor_names = None
-    if args.distractor_list:
-        if not args.distractors:
-            raise ClassicPRError("--distractor-list needs --distractors DIR")
-        try:
-            distractor_names = [ln.strip() for ln in Path(args.distractor_list).read_text().splitlines()
-                                if ln.strip()]
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ClassicPRError(f"cannot read --distractor-list {args.distractor_list}: {exc}") from None
-    if args.max_distractors is not None:
-        if not args.distractors:
-            raise ClassicPRError("--max-distractors needs --distractors DIR")
-        if distractor_names is None:
-            from .io import list_images
-            distractor_names = list_images(args.distractors)
-        distractor_names = distractor_names[: args.max_distractors]
+    from .evaluate import Distractors, evaluate_benchmark
+    from .io import list_images, write_json
+    config = config_from_args(args)
+    distractors = None
+    if (args.distractor_list or args.max_distractors) and not args.distractors:
+        raise ClassicPRError("--distractor-list and --max-distractors need --distractors DIR")
+    if args.distractors:
+        names = None
+        if args.distractor_list:
+            try:
+                names = [ln.strip() for ln in Path(args.distractor_list).read_text().splitlines()
+                         if ln.strip()]
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ClassicPRError(f"cannot read --distractor-list {args.distractor_list}: "
+                                     f"{exc}") from None
+        if args.max_distractors is not None:
+            names = (names if names is not None else list_images(args.distractors))
+            names = names[: args.max_distractors]
+        distractors = Distractors(args.distractors, names)
     default_dir = f"classicpr-index-{args.name}" + ("+distractors" if args.distractors else "")
-    index_dir = args.index_dir or Path(default_dir)
-    result = evaluate_benchmark(args.root, args.name, index_dir,
-                                _verify_config(args),
-                                MaskConfig(method=args.mask),
+    result = evaluate_benchmark(args.root, args.name, args.index_dir or Path(default_dir), config,
                                 n_jobs=args.n_jobs, export_dir=args.export,
                                 official=args.official_quirks, allow_missing=args.allow_missing,
-                                vocab_size=args.vocab_size, seed=args.seed,
-                                progress=not args.quiet, distractors=args.distractors,
-                                distractor_names=distractor_names)
+                                progress=not args.quiet, distractors=distractors)
     _print_table(result)
     if args.json:
         write_json(args.json, result)
@@ -210,84 +241,111 @@ def cmd_score(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="classicpr", description=(
-        "Classical pixel retrieval: SIFT + visual words + RANSAC + masks."))
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log details")
-    parser.add_argument("--backend", choices=("loky", "dask"), default="loky",
-                        help="joblib backend for every parallel stage (dask: a dask.distributed cluster)")
-    parser.add_argument("--scheduler", help="with --backend dask: scheduler address, e.g. tcp://10.0.0.1:8786 "
-                        "(default: a local cluster)")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _global_flags(parser, defaults: bool) -> None:
+    """-q, -v, --backend, --scheduler: accepted before the subcommand and after it (on the
+    subcommand they default to SUPPRESS, so they do not undo a flag given before it)."""
+    d = (lambda v: v) if defaults else (lambda v: argparse.SUPPRESS)
+    parser.add_argument("-q", "--quiet", action="store_true", default=d(False),
+                        help="no progress bars")
+    parser.add_argument("-v", "--verbose", action="store_true", default=d(False),
+                        help="log details (and let faiss and OpenCV print their own messages)")
+    parser.add_argument("--backend", choices=("loky", "dask"), default=d("loky"),
+                        help="joblib backend for every parallel stage (dask: a dask.distributed "
+                             "cluster)")
+    parser.add_argument("--scheduler", default=d(None),
+                        help="with --backend dask: scheduler address, e.g. tcp://10.0.0.1:8786 "
+                             "(default: a local cluster)")
 
-    p = sub.add_parser("vocab", help="train a visual vocabulary on a folder of images")
+
+def _parser_vocab(sub, common):
+    p = sub.add_parser("vocab", parents=[common], help="train a visual vocabulary on a folder of images")
     p.add_argument("image_dir")
     p.add_argument("--out", required=True, help="vocabulary file (.npz)")
-    p.add_argument("--size", type=_positive_int, required=True, help="number of words (<= 65536)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-side", type=_positive_int, default=1024)
+    _add_config_flags(p, ["index"], presets=False)
     _add_jobs(p)
     p.set_defaults(func=cmd_vocab)
 
-    p = sub.add_parser("index", help="index a folder of images (resumes partial work)")
+
+def _parser_index(sub, common):
+    p = sub.add_parser("index", parents=[common], help="index a folder of images (resumes partial work)")
     p.add_argument("image_dir")
     p.add_argument("--out", required=True, help="index folder")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--vocab", help="a vocabulary trained by `classicpr vocab`")
-    g.add_argument("--vocab-size", type=_positive_int, help="train a vocabulary of this size")
-    p.add_argument("--max-side", type=_positive_int, default=1024)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--vocab", help="a vocabulary trained by `classicpr vocab` (default: train "
+                   "one on these images)")
+    _add_config_flags(p, ["index"], presets=False)
     _add_jobs(p)
     p.set_defaults(func=cmd_index)
 
-    p = sub.add_parser("search", help="image-level retrieval (BoW only)")
+
+def _parser_search(sub, common):
+    p = sub.add_parser("search", parents=[common], help="image-level retrieval (BoW only)")
     p.add_argument("index")
     p.add_argument("image")
     p.add_argument("--box", help="x1,y1,x2,y2 in query pixels")
     p.add_argument("--top", type=_positive_int, default=10)
     p.set_defaults(func=cmd_search)
 
-    p = sub.add_parser("query", help="pixel retrieval: ranked images with masks and overlays")
+
+def _parser_query(sub, common):
+    p = sub.add_parser("query", parents=[common],
+                       help="pixel retrieval: ranked images with masks and overlays")
     p.add_argument("index")
     p.add_argument("image")
     p.add_argument("--box", help="x1,y1,x2,y2 in query pixels")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--top", type=_positive_int, default=10)
-    _add_verify(p)
+    _add_config_flags(p, ["query"])
     _add_jobs(p)
     p.set_defaults(func=cmd_query)
 
-    for name, func, helptext in (("evaluate", cmd_evaluate, "run a benchmark in the revisitop layout"),
-                                 ("score", cmd_score, "score official-format result files")):
-        p = sub.add_parser(name, help=helptext)
-        p.add_argument("root", help="folder holding revisitop/data/NAME")
-        p.add_argument("--name", required=True, help="data set name, e.g. roxford5k, prmini")
-        p.add_argument("--json", help="write the scores here")
-        p.add_argument("--official-quirks", action="store_true",
-                       help="reproduce the published evaluation scripts (README, Metrics)")
-        p.add_argument("--allow-missing", action="store_true",
-                       help="evaluate on the images present when some are missing")
-        if name == "evaluate":
-            p.add_argument("--index-dir", help="index folder (default ./classicpr-index-NAME; resumes)")
-            p.add_argument("--export", help="write ranks.npy, matching_result.npy, masks/ here")
-            p.add_argument("--distractors", help="folder of distractor images added to the database "
-                           "(R1M: revisitop/data/revisitop1m/jpg); ids follow the benchmark's")
-            p.add_argument("--distractor-list", help="file listing the distractors to use, one path "
-                           "relative to --distractors per line (e.g. revisitop1m.txt)")
-            p.add_argument("--max-distractors", type=_positive_int,
-                           help="use only the first N distractors (e.g. 100000 for R100k-style runs)")
-            _add_verify(p)
-            p.add_argument("--vocab-size", type=_positive_int)
-            p.add_argument("--seed", type=int, default=0)
-            _add_jobs(p)
-        else:
-            p.add_argument("--ranks", required=True)
-            p.add_argument("--matching", required=True)
-            p.add_argument("--masks", help="folder of {q}_{i}.png masks (precedence over polygons)")
-        p.set_defaults(func=func)
 
-    p = sub.add_parser("download", help="fetch Revisited Oxford/Paris or R1M into the revisitop layout")
+def _benchmark_arguments(p) -> None:
+    p.add_argument("root", help="folder holding revisitop/data/NAME")
+    p.add_argument("--name", required=True, help="data set name, e.g. roxford5k, prmini")
+    p.add_argument("--json", help="write the scores here")
+    p.add_argument("--official-quirks", action="store_true",
+                   help="reproduce the published evaluation scripts (docs/metrics.md)")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="evaluate on the images present when some are missing")
+
+
+def _parser_evaluate(sub, common):
+    p = sub.add_parser("evaluate", parents=[common], help="run a benchmark in the revisitop layout")
+    _benchmark_arguments(p)
+    p.add_argument("--index-dir", help="index folder (default ./classicpr-index-NAME; resumes)")
+    p.add_argument("--export", help="write ranks.npy, matching_result.npy, masks/ here")
+    p.add_argument("--distractors", help="folder of distractor images added to the database "
+                   "(R1M: revisitop/data/revisitop1m/jpg); ids follow the benchmark's")
+    p.add_argument("--distractor-list", help="file listing the distractors to use, one path "
+                   "relative to --distractors per line (e.g. revisitop1m.txt)")
+    p.add_argument("--max-distractors", type=_positive_int,
+                   help="use only the first N distractors (e.g. 100000 for R100k-style runs)")
+    _add_config_flags(p, ["query", "index"])
+    _add_jobs(p)
+    p.set_defaults(func=cmd_evaluate)
+
+
+def _parser_score(sub, common):
+    p = sub.add_parser("score", parents=[common], help="score official-format result files")
+    _benchmark_arguments(p)
+    p.add_argument("--ranks", required=True)
+    p.add_argument("--matching", required=True)
+    p.add_argument("--masks", help="folder of {q}_{i}.png masks (precedence over polygons)")
+    p.set_defaults(func=cmd_score)
+
+
+def _parser_config(sub, common):
+    p = sub.add_parser("config", parents=[common],
+                       help="show a preset's full configuration, or every key with its meaning")
+    p.add_argument("--preset", default="default", help="preset to show")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--list", action="store_true", help="every key, its default and meaning")
+    p.set_defaults(func=cmd_config)
+
+
+def _parser_download(sub, common):
+    p = sub.add_parser("download", parents=[common],
+                       help="fetch Revisited Oxford/Paris or R1M into the revisitop layout")
     p.add_argument("dataset", choices=("roxford5k", "rparis6k", "revisitop1m", "labels"))
     p.add_argument("--root", required=True, help="folder that will hold revisitop/data/NAME")
     p.add_argument("--mirror", help="base URL of the image archives (default: the published host)")
@@ -295,7 +353,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-archives", action="store_true")
     p.set_defaults(func=cmd_download)
 
-    p = sub.add_parser("bench", help="speed and memory of every stage at growing database sizes")
+
+def _parser_bench(sub, common):
+    p = sub.add_parser("bench", parents=[common],
+                       help="speed and memory of every stage at growing database sizes")
     p.add_argument("--sizes", default="100,1000,5000", help="comma-separated database sizes")
     p.add_argument("--json", help="write the results here")
     p.add_argument("--work-dir", help="folder for generated images and indexes (reused)")
@@ -309,12 +370,37 @@ def build_parser() -> argparse.ArgumentParser:
     _add_jobs(p)
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("demo", help="build a small pixel-retrieval set from bundled photos and run it")
+
+def _parser_demo(sub, common):
+    p = sub.add_parser("demo", parents=[common],
+                       help="build a small pixel-retrieval set from bundled photos and run it")
     p.add_argument("--out", default="classicpr-demo")
     p.add_argument("--seed", type=int, default=0)
     _add_jobs(p)
     p.set_defaults(func=cmd_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="classicpr", description=(
+        "Classical pixel retrieval: SIFT + visual words + RANSAC + masks."))
+    _global_flags(parser, defaults=True)
+    common = argparse.ArgumentParser(add_help=False)
+    _global_flags(common, defaults=False)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_parser_vocab, _parser_index, _parser_search, _parser_query, _parser_evaluate,
+                _parser_score, _parser_config, _parser_download, _parser_bench, _parser_demo):
+        add(sub, common)
     return parser
+
+
+def cmd_config(args) -> int:
+    from .config import Config, describe_all, parse_assignments
+    if args.list:
+        print(describe_all())
+        return 0
+    config = Config.preset(args.preset).updated(parse_assignments(args.set))
+    print(config.to_json())
+    return 0
 
 
 def cmd_download(args) -> int:
@@ -362,6 +448,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(message)s")
+    if not args.verbose:
+        logging.getLogger("distributed").setLevel(logging.ERROR)
     from .parallel import use_backend
     try:
         if args.scheduler and args.backend != "dask":

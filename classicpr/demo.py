@@ -15,6 +15,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from .config import Config
 from .evaluate import evaluate_benchmark
 from .io import atomic_write, read_image, write_json, write_png
 from .datasets import load_label_polygons, load_revisitop
@@ -187,8 +188,9 @@ def run_demo(out, seed: int = 0, n_jobs: Optional[int] = None, progress: bool = 
     """Build the demo benchmark, evaluate it and write the report; returns the scores."""
     out = Path(out)
     root = make_demo_dataset(out / "data", seed)
-    result = evaluate_benchmark(root, "demo", out / "index", n_jobs=n_jobs,
-                                export_dir=out / "export", progress=progress, seed=seed)
+    config = Config().updated({"vocabulary.seed": seed})
+    result = evaluate_benchmark(root, "demo", out / "index", config, n_jobs=n_jobs,
+                                export_dir=out / "export", progress=progress)
     write_json(out / "scores.json", result)
     write_pictures(root, "demo", out / "export", out / "report", result)
     return result

@@ -5,6 +5,7 @@ and classicpr's can be compared with the same code, in clean or official-quirks 
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -16,14 +17,13 @@ import numpy as np
 
 from .datasets import RevisitopDataset, load_label_polygons, load_revisitop
 from .errors import ClassicPRError
+from .config import Config
 from .index import Index
-from .io import PathLike, image_size, write_png
-from .masks import MaskConfig
+from .io import PathLike, image_size, list_images, write_png
 from .metrics import (Prediction, clean_pair_iou, clean_pixel_scores, image_map,
                       official_pair_iou, official_pixel_scores)
 from .parallel import run_parallel
 from .pipeline import run_query
-from .verify import VerifyConfig
 
 log = logging.getLogger("classicpr")
 
@@ -57,10 +57,10 @@ def check_benchmark(ds: RevisitopDataset, need_labels: bool, allow_missing: bool
 
 
 def _query_worker(args):
-    (index_root, mtime, image, box, vconf, mconf, label_paths, export_dir, q) = args
+    (index_root, mtime, image, box, config, label_paths, export_dir, q) = args
     index = _cached_index(index_root, mtime)
     timing: Dict[str, float] = {}
-    results = run_query(index, image, box, vconf, mconf, n_jobs=1, timing=timing)
+    results = run_query(index, image, box, config, n_jobs=1, timing=timing)
     ranking = np.array([r.image_id for r in results], np.int64)
     polygons, ious = {}, {}
     for r in results:
@@ -74,7 +74,7 @@ def _query_worker(args):
     for i, lp in label_paths.items():
         r = by_id.get(i)
         polys = load_label_polygons(lp)
-        size = tuple(int(v) for v in index.invfile.sizes[i])
+        size = index.image_size(i)
         pred = Prediction(r.polygon, r.mask) if r is not None and r.localised else None
         ious[i] = clean_pair_iou(pred, polys, size)
     return q, ranking, polygons, ious, timing
@@ -113,35 +113,59 @@ def _positive_labels(ds: RevisitopDataset, labels: Mapping[str, Path], q: int) -
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class Distractors:
+    """Unrelated images added to a benchmark's database (R1M-style).
+
+    Attributes
+    ----------
+    folder : path-like
+        E.g. ``revisitop/data/revisitop1m/jpg``.
+    names : sequence of str, optional
+        Paths relative to ``folder`` (e.g. the lines of ``revisitop1m.txt``); default: every
+        image found there, sorted. One that cannot be read is skipped with a log line.
+    """
+
+    folder: PathLike
+    names: Optional[Sequence[str]] = None
+
+
 def evaluate_benchmark(root: PathLike, name: str, index_dir: PathLike,
-                       verify_config: VerifyConfig = VerifyConfig(),
-                       mask_config: MaskConfig = MaskConfig(), n_jobs: Optional[int] = None,
+                       config: Config = Config(), n_jobs: Optional[int] = None,
                        export_dir: Optional[PathLike] = None, official: bool = False,
-                       allow_missing: bool = False, vocab_size: Optional[int] = None,
-                       seed: int = 0, progress: bool = True,
-                       pair_ious: Optional[dict] = None,
-                       distractors: Optional[PathLike] = None,
-                       distractor_names: Optional[Sequence[str]] = None) -> dict:
+                       allow_missing: bool = False, progress: bool = True,
+                       distractors: Optional[Distractors] = None) -> dict:
     """Index a revisitop-layout benchmark, run all its queries and score them.
 
     Parameters
     ----------
-    pair_ious : dict, optional
-        If given, filled with the clean (D, S) IoU of every query-positive pair, keyed
-        (q, i), for analyses such as splitting scores by image source.
-    distractors : path-like, optional
-        A folder of distractor images added to the database (e.g. the revisitop 1M
-        distractors for R1M: ``revisitop/data/revisitop1m/jpg``). Their ids follow the
-        benchmark's own images (the revisitop convention), so rankings have
-        ``n_db + n_distractors`` rows. The vocabulary is trained on the benchmark's images.
-    distractor_names : sequence of str, optional
-        Image paths relative to ``distractors`` (e.g. the lines of ``revisitop1m.txt``;
-        default: every image found there, sorted). A distractor that cannot be read is
-        skipped with a log line.
+    root : path-like
+        Folder holding ``revisitop/data/NAME``.
+    name : str
+        Data set name (``roxford5k``, ``rparis6k``, ``prmini``, ...).
+    index_dir : path-like
+        Index folder (built, or reused and completed, with ``config.features`` and
+        ``config.vocabulary``).
+    config : Config
+    n_jobs : int, optional
+        Cores in all; queries run in parallel, one core each.
+    export_dir : path-like, optional
+        Write ``ranks.npy``, ``matching_result.npy`` and ``masks/{q}_{i}.png`` here.
+    official : bool
+        Score with the published scripts' quirks (see ``docs/metrics.md``).
+    allow_missing : bool
+        Evaluate on the images present when some are missing.
+    progress : bool
+    distractors : Distractors, optional
+        Their ids follow the benchmark's own images (the revisitop convention), so rankings
+        have ``n_db + n_distractors`` rows; the vocabulary is trained on the benchmark's
+        images only.
 
     Returns
     -------
-    dict with the keys of ``classicpr evaluate --json`` (values in percent, timing in s).
+    dict
+        What ``classicpr evaluate --json`` writes: scores in percent, ``pairs`` (the clean
+        D and S IoU of every query-positive pair), ``timing_s`` and the ``config``.
     """
     ds = load_revisitop(root, name)
     ds = check_benchmark(ds, need_labels=False, allow_missing=allow_missing)
@@ -152,10 +176,11 @@ def evaluate_benchmark(root: PathLike, name: str, index_dir: PathLike,
     image_dir, names = ds.image_dir, db_files
     if distractors is not None:
         image_dir, db_files, extra = database_with_distractors(
-            ds.image_dir, db_files, distractors, distractor_names, index_dir)
+            ds.image_dir, db_files, distractors.folder, distractors.names, index_dir)
         names = db_files + extra
-    index = Index.build(image_dir, index_dir, names=names, vocab_size=vocab_size,
-                        seed=seed, n_jobs=n_jobs, progress=progress, train_names=db_files)
+    index = Index.build(image_dir, index_dir, names=names, vocab_size=config.vocabulary.size,
+                        feature_config=config.features, seed=config.vocabulary.seed,
+                        n_jobs=n_jobs, progress=progress, train_names=db_files)
     if index.names[: len(db_files)] != db_files:
         bad = sorted(set(db_files) - set(index.names))
         raise ClassicPRError(f"{len(bad)} database images could not be indexed: {bad[:10]}")
@@ -171,7 +196,7 @@ def evaluate_benchmark(root: PathLike, name: str, index_dir: PathLike,
     for q in range(len(ds.qimlist)):
         lp = _positive_labels(ds, labels, q) if has_labels else {}
         jobs.append((index_root, mtime, str(ds.image_dir / ds.query_file(q)), ds.query_box(q),
-                     verify_config, mask_config, lp, export_dir, q))
+                     config, lp, export_dir, q))
     nq, n_db = len(ds.qimlist), len(index.names)
     ranks = np.zeros((n_db, nq), np.int64)
     polygons, clean_ious, per_query = {}, {}, []
@@ -183,23 +208,35 @@ def evaluate_benchmark(root: PathLike, name: str, index_dir: PathLike,
         clean_ious.update({(q, i): v for i, v in ious.items()})
         per_query.append(sum(timing.values()))
     t_queries = time.perf_counter() - t1
-    if pair_ious is not None:
-        pair_ious.update(clean_ious)
-    out = {"dataset": name, "queries": nq, "database": n_db}
+    out = _scores(ds, n_db, ranks, polygons, clean_ious, official, labels if has_labels else None)
     if distractors is not None:
         out["distractors"] = n_db - len(db_files)
-    out["mAP"] = image_map(ranks, ds.gnd)["mAP"]
-    warnings: List[str] = []
-    if has_labels:
-        scores, warnings = pixel_metrics(ds, ranks, polygons, clean_ious, official, labels)
-        out.update(scores)
     out["timing_s"] = {"index_build": t_index, "queries_total": t_queries,
                        "per_query_median": float(np.median(per_query)) if per_query else 0.0}
+    out["config"] = config.to_dict()
+    if export_dir is not None:
+        export_official(export_dir, ranks, polygons)
+    return out
+
+
+def _scores(ds: RevisitopDataset, n_db: int, ranks: np.ndarray,
+            polygons: Mapping[Tuple[int, int], np.ndarray],
+            clean_ious: Mapping[Tuple[int, int], Tuple[float, float]], official: bool,
+            labels: Optional[Mapping[str, Path]]) -> dict:
+    """The result dict of a run: image mAP, pixel scores when there are labels, per-pair
+    IoUs, the mode and any warnings of the official scripts' quirks."""
+    out = {"dataset": ds.name, "queries": len(ds.qimlist), "database": n_db}
+    out["mAP"] = image_map(ranks, ds.gnd)["mAP"]
+    warnings: List[str] = []
+    if labels is not None:
+        scores, warnings = pixel_metrics(ds, ranks, polygons, clean_ious, official, labels)
+        out.update(scores)
+        out["pairs"] = [{"query": ds.qimlist[q], "image": ds.imlist[i], "q": q, "i": i,
+                         "iou_D": 100 * d, "iou_S": 100 * s_}
+                        for (q, i), (d, s_) in sorted(clean_ious.items())]
     out["mode"] = "official_quirks" if official else "clean"
     if warnings:
         out["warnings"] = warnings
-    if export_dir is not None:
-        export_official(export_dir, ranks, polygons)
     return out
 
 
@@ -220,7 +257,6 @@ def database_with_distractors(image_dir: PathLike, db_files: Sequence[str], dist
     if not distractors.is_dir():
         raise ClassicPRError(f"distractor folder not found: {distractors}")
     if distractor_names is None:
-        from .io import list_images
         distractor_names = list_images(distractors)
     if len(distractor_names) == 0:
         raise ClassicPRError(f"no distractor images in {distractors}")
@@ -347,11 +383,4 @@ def score_result_files(root: PathLike, name: str, ranks_path: PathLike, matching
             pts = polygons.get((q, i))
             pred = Prediction(pts if pts is not None and len(pts) else None, mask)
             clean_ious[(q, i)] = clean_pair_iou(pred, load_label_polygons(lp), size)
-    out = {"dataset": name, "queries": len(ds.qimlist), "database": len(ds.imlist)}
-    out["mAP"] = image_map(ranks, ds.gnd)["mAP"]
-    scores, warnings = pixel_metrics(ds, ranks, polygons, clean_ious, official, labels)
-    out.update(scores)
-    out["mode"] = "official_quirks" if official else "clean"
-    if warnings:
-        out["warnings"] = warnings
-    return out
+    return _scores(ds, len(ds.imlist), ranks, polygons, clean_ious, official, labels)

@@ -20,6 +20,7 @@ from typing import List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from .config import FeatureConfig
 from .errors import ClassicPRError, ImageReadError
 from .io import (PathLike, downscale, load_arrays, read_image, read_npy_header, save_arrays,
                  write_json)
@@ -29,33 +30,6 @@ log = logging.getLogger("classicpr")
 
 FEATURES_KIND = "classicpr.features"
 FEATURES_VERSION = 1
-
-
-@dataclasses.dataclass(frozen=True)
-class FeatureConfig:
-    """How local features are extracted.
-
-    Attributes
-    ----------
-    max_side : int
-        Images are resized so that their long side is <= max_side pixels (default 1024).
-    max_features : int
-        Keep at most this many keypoints per image, strongest first (0 = all). 4000 keeps
-        all of a typical 1024-px photo's SIFT keypoints (about 2-4k) while bounding outliers
-        such as foliage or gravel that produce 10k+.
-    contrast_threshold : float
-        OpenCV SIFT contrastThreshold (Lowe's 0.04 / 3 layers, OpenCV's default).
-    """
-
-    max_side: int = 1024
-    max_features: int = 4000
-    contrast_threshold: float = 0.04
-
-    def __post_init__(self):
-        if not isinstance(self.max_side, int) or self.max_side < 32:
-            raise ValueError(f"max_side must be an integer >= 32, got {self.max_side!r}")
-        if not isinstance(self.max_features, int) or self.max_features < 0:
-            raise ValueError(f"max_features must be an integer >= 0, got {self.max_features!r}")
 
 
 def rootsift(descriptors: np.ndarray, eps: float = 1e-7) -> np.ndarray:

@@ -25,9 +25,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import ClassicPRError
-from .features import FeatureConfig, FeatureStore, extract_image, extract_to_store, rootsift
-from .invfile import InvertedFile, chunk_arrays, features_in_box, merge_chunks
+from .errors import ClassicPRError, CorruptFileError
+from .features import FeatureConfig, FeatureStore, extract_to_store, rootsift
+from .invfile import InvertedFile, chunk_arrays, merge_chunks
 from .io import LazyMappedArrays, PathLike, array_writer, list_images, load_arrays
 from .parallel import run_parallel, single_threaded_opencv
 from .vocabulary import TRAINING_PER_WORD, Vocabulary, default_vocabulary_size
@@ -81,6 +81,64 @@ def sample_training_descriptors(store: FeatureStore, names: Sequence[str], total
     return rootsift(np.concatenate(parts))
 
 
+def train_vocabulary(store: FeatureStore, names: Sequence[str], size: Optional[int] = None,
+                     seed: int = 0, n_jobs: Optional[int] = None) -> Vocabulary:
+    """Train a vocabulary on the stored features of ``names``.
+
+    Parameters
+    ----------
+    store : FeatureStore
+    names : sequence of str
+        Images whose features are sampled (``TRAINING_PER_WORD`` descriptors per word,
+        evenly over the images, seeded).
+    size : int, optional
+        Number of words (default :func:`default_vocabulary_size` of the descriptors there).
+    seed : int
+    n_jobs : int, optional
+
+    Returns
+    -------
+    Vocabulary
+        Of ``min(size, number of descriptors)`` words.
+
+    Raises
+    ------
+    ClassicPRError
+        When the images have no features at all.
+    """
+    n_desc = sum(store.count(n) for n in names)
+    k = size or default_vocabulary_size(n_desc)
+    train = sample_training_descriptors(store, names, TRAINING_PER_WORD * k, seed)
+    if len(train) < 1:
+        raise ClassicPRError("no features found in any image; cannot train a vocabulary")
+    return Vocabulary.train(train, min(k, len(train)), seed=seed, n_jobs=n_jobs)
+
+
+@dataclasses.dataclass
+class StoredImage:
+    """What the index keeps of one database image.
+
+    Attributes
+    ----------
+    image_id : int
+    name : str
+    words : (N,) unsigned int array
+        Visual word of each feature.
+    keypoints : (N, 4) float32 array
+        x, y, scale, orientation in original pixels.
+    size : (width, height)
+    feature_scale : float
+        Original pixels per pixel of the ``max_side``-px image features were detected on.
+    """
+
+    image_id: int
+    name: str
+    words: np.ndarray
+    keypoints: np.ndarray
+    size: Tuple[int, int]
+    feature_scale: float
+
+
 class Index:
     """A searchable pixel-retrieval index over a folder of images.
 
@@ -107,6 +165,8 @@ class Index:
         self.root = Path(root) if root is not None else None
         self.skipped: List[Tuple[str, str]] = []
         self.timing: Dict[str, float] = {}
+        #: Seed the vocabulary was trained with (None if it was given), recorded in the index.
+        self.vocabulary_seed: Optional[int] = None
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -180,16 +240,11 @@ class Index:
                 train_from = [n for n in done if n in wanted]
             else:
                 train_from = done
-            n_desc = sum(store.count(n) for n in train_from)
-            k = vocab_size or default_vocabulary_size(n_desc)
-            train = sample_training_descriptors(store, train_from, TRAINING_PER_WORD * k, seed)
-            k = min(k, len(train))
-            if k < 1:
-                raise ClassicPRError("no features found in any image; cannot train a vocabulary")
-            vocabulary = Vocabulary.train(train, k, seed=seed, n_jobs=n_jobs)
+            vocabulary = train_vocabulary(store, train_from, vocab_size, seed, n_jobs)
         t2 = time.perf_counter()
         index = cls(vocabulary, feature_config, image_dir, root)
         index.skipped = list(skipped)
+        index.vocabulary_seed = seed
         parts = index._write_parts(store, done, n_jobs, progress)
         index._merge(parts, include_existing=False, progress=progress)
         t3 = time.perf_counter()
@@ -253,6 +308,9 @@ class Index:
                 opened[k] = LazyMappedArrays(src, PART_KIND, PART_VERSION, verify=False)
             return opened[k]
         meta = {"names": names, "feature_config": dataclasses.asdict(self.feature_config),
+                "config": {"features": dataclasses.asdict(self.feature_config),
+                           "vocabulary": {"size": self.vocabulary.size,
+                                          "seed": self.vocabulary_seed}},
                 "image_dir": str(self.image_dir.resolve()) if self.image_dir else None,
                 "skipped": [list(s) for s in self.skipped]}
         with array_writer(self.root / "index.npz", INDEX_KIND, INDEX_VERSION, meta) as w:
@@ -283,23 +341,6 @@ class Index:
         return skipped
 
     # ------------------------------------------------------------------ querying
-    def query_features(self, image: PathLike | np.ndarray, box=None
-                       ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Tuple[int, int]]:
-        """SIFT features of a query image restricted to its box, with their words.
-
-        Returns
-        -------
-        keypoints : (M, 4) float32, descriptors : (M, 128) uint8, words : (M,) int,
-        size : (width, height)
-        """
-        from .regions import validate_box
-        kps, desc, size = extract_image(image, self.feature_config)
-        box = validate_box(box, size) if box is not None else None
-        inside = features_in_box(kps, box)
-        kps, desc = kps[inside], desc[inside]
-        words = self.vocabulary.assign(rootsift(desc), n_jobs=1)
-        return kps, desc, words, size
-
     def retrieve(self, words: np.ndarray, top: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
         """Rank database images by tf-idf similarity to a bag of words.
 
@@ -316,6 +357,31 @@ class Index:
         else:
             order = np.lexsort((np.arange(n), -scores))
         return order.astype(np.int64), scores[order]
+
+    def candidate(self, image_id: int) -> "StoredImage":
+        """The stored words and geometry of database image ``image_id`` (direct index)."""
+        words, keypoints = self.invfile.image_features(int(image_id))
+        size = tuple(int(v) for v in self.invfile.sizes[image_id])
+        return StoredImage(int(image_id), self.names[image_id], words, keypoints, size,
+                           max(size) / self.feature_config.max_side)
+
+    def image_size(self, image_id: int) -> Tuple[int, int]:
+        """(width, height) of database image ``image_id`` in original pixels."""
+        return tuple(int(v) for v in self.invfile.sizes[image_id])
+
+    def feature_store(self) -> Optional[FeatureStore]:
+        """The raw SIFT features of the database (``INDEX/features``), or None when the
+        folder is absent (an index whose feature store was deleted to save disk)."""
+        if self.root is None or not (self.root / "features").is_dir():
+            return None
+        return FeatureStore(self.root / "features", self.feature_config)
+
+    def image_path(self, image_id: int) -> Path:
+        """Where database image ``image_id`` is (masks that read pixels need it)."""
+        if self.image_dir is None:
+            raise ClassicPRError("this index has no image folder (image_dir); pass one to "
+                                 "Index.load to compute masks that read database images")
+        return self.image_dir / self.names[image_id]
 
     # ------------------------------------------------------------------ persistence
     def nbytes_per_image(self) -> float:
@@ -343,7 +409,6 @@ class Index:
         arrays, meta = load_arrays(root / "index.npz", INDEX_KIND, INDEX_VERSION, mmap=True,
                                    verify=verify)
         if "vocab_centroids" not in arrays or "names" not in meta or "inv_images" not in arrays:
-            from .errors import CorruptFileError
             raise CorruptFileError(f"{root / 'index.npz'} lacks the vocabulary, image list or "
                                    "postings; it was written by an older classicpr: rebuild it")
         # the vocabulary is small and used whole: read it into memory
@@ -357,29 +422,5 @@ class Index:
         idx.invfile = InvertedFile(vocab.size, arrays)
         idx.names = list(meta["names"])
         idx.skipped = [tuple(s) for s in meta.get("skipped", [])]
+        idx.vocabulary_seed = meta.get("config", {}).get("vocabulary", {}).get("seed")
         return idx
-
-    def query(self, image, box=None, top: Optional[int] = None, mask_top: Optional[int] = 20,
-              n_jobs: Optional[int] = 1, verify_config=None, mask_config=None):
-        """Pixel-retrieval query: ranked results with inliers, homography, polygon and mask.
-
-        Parameters
-        ----------
-        image : path-like or (H, W[, 3]) uint8 array
-        box : (4,) x1, y1, x2, y2, optional
-            The object in the query image (whole image if None).
-        top : int, optional
-            Number of results returned (default all).
-        mask_top : int, optional
-            Masks are computed for the first ``mask_top`` verified results (None = all).
-        n_jobs : int
-
-        Returns
-        -------
-        list of :class:`classicpr.pipeline.QueryResult`
-        """
-        from .masks import MaskConfig
-        from .pipeline import run_query
-        from .verify import VerifyConfig
-        return run_query(self, image, box, verify_config or VerifyConfig(),
-                         mask_config or MaskConfig(), top=top, mask_top=mask_top, n_jobs=n_jobs)

@@ -186,18 +186,6 @@ def write_png(path: PathLike, image: np.ndarray) -> None:
         fh.write(buf.tobytes())
 
 
-def _legacy_checksum(arrays: Mapping[str, np.ndarray]) -> str:
-    """Whole-container digest of files written before per-array digests (still readable)."""
-    h = hashlib.sha256()
-    for name in sorted(arrays):
-        a = np.ascontiguousarray(arrays[name])
-        h.update(name.encode())
-        h.update(str(a.dtype).encode())
-        h.update(str(a.shape).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
 def _data_bytes(a: np.ndarray) -> memoryview:
     """The raw C-order bytes of ``a`` without a copy when it is contiguous."""
     return memoryview(np.ascontiguousarray(a).reshape(-1).view(np.uint8))
@@ -414,14 +402,9 @@ def load_arrays(path: PathLike, kind: str, max_version: int, mmap: bool = False,
                     f"{path} has format version {header.get('version')}, newer than this "
                     f"classicpr understands ({max_version}); upgrade classicpr")
             entries = header.get("arrays")
-            if entries is None:  # older container: one digest over all arrays
-                arrays = {}
-                for name, info in infos.items():
-                    with zf.open(info) as fh:
-                        arrays[name] = np.lib.format.read_array(fh, allow_pickle=False)
-                if _legacy_checksum(arrays) != header.get("sha256"):
-                    raise CorruptFileError(f"{path}: checksum mismatch, the file is corrupt")
-                return arrays, header.get("meta", {})
+            if entries is None:
+                raise CorruptFileError(f"{path} was written by an older classicpr (no per-array "
+                                       "digests): rebuild it")
             if set(entries) != set(infos):
                 raise CorruptFileError(f"{path}: arrays do not match its header, the file is corrupt")
             arrays = {}

@@ -32,56 +32,8 @@ from typing import Optional, Tuple
 import cv2
 import numpy as np
 
+from .config import MaskConfig
 from .regions import rasterize_polygons
-
-MASK_METHODS = ("projected", "grabcut", "grabcut-region")
-
-
-@dataclasses.dataclass(frozen=True)
-class MaskConfig:
-    """Parameters of mask computation.
-
-    Attributes
-    ----------
-    method : {"projected", "grabcut", "grabcut-region"}
-        See the module docstring.
-    work_side : int
-        Long side of the image or crop GrabCut runs on.
-    iterations : int
-        GrabCut iterations.
-    object_motion : float
-        ("grabcut") Minimum displacement of a box corner between the object homography and
-        the homography of all matches, as a fraction of the projected region's diagonal, to
-        treat the object as moving independently (0.15: clearly beyond the few percent by
-        which two fits of one rigid plane differ).
-    min_object_fraction, max_object_fraction : float
-        ("grabcut") The query segment must cover this range of the box area.
-    margin : float
-        ("grabcut-region") Width of the probable-background band around the quad, as a
-        fraction of the quad's bounding-box diagonal.
-    min_keep : float
-        ("grabcut-region") A refined mask smaller than this fraction of the quad is rejected.
-    min_inlier_cover : float
-        ("grabcut-region") A refined mask must contain this fraction of the inlier points.
-    seed : int
-        Seed of OpenCV's RNG for GrabCut's GMM initialisation.
-    """
-
-    method: str = "grabcut"
-    work_side: int = 384
-    iterations: int = 4
-    object_motion: float = 0.15
-    min_object_fraction: float = 0.10
-    max_object_fraction: float = 0.95
-    margin: float = 0.08
-    min_keep: float = 0.45
-    min_inlier_cover: float = 0.85
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.method not in MASK_METHODS:
-            raise ValueError(f"mask method must be one of {MASK_METHODS}, got {self.method!r}")
-
 
 @dataclasses.dataclass
 class MaskResult:
@@ -91,14 +43,12 @@ class MaskResult:
     ----------
     mask : (H, W) bool array
     method : str
-        "grabcut-region" if refinement was accepted, else "projected".
-    note : str
-        Why GrabCut was skipped or rejected, if it was.
+        "grabcut-region" if refinement was accepted, else "projected" (the region was too
+        small, a GrabCut seed set was empty, or the guards rejected GrabCut's result).
     """
 
     mask: np.ndarray
     method: str
-    note: str = ""
 
 
 def segment_query(image: np.ndarray, box, config: MaskConfig = MaskConfig()) -> Optional[np.ndarray]:
@@ -185,7 +135,7 @@ def refine_region(image: np.ndarray, quad: np.ndarray, inlier_points: Optional[n
     if config.method != "grabcut-region":
         return MaskResult(region, "projected")
     if area < 64:
-        return MaskResult(region, "projected", "projected region too small for GrabCut")
+        return MaskResult(region, "projected")
     ys, xs = np.nonzero(region)
     x1, x2, y1, y2 = xs.min(), xs.max(), ys.min(), ys.max()
     diag = float(np.hypot(x2 - x1, y2 - y1))
@@ -216,23 +166,23 @@ def refine_region(image: np.ndarray, quad: np.ndarray, inlier_points: Optional[n
     n_bg = int(np.count_nonzero((gc == cv2.GC_BGD) | (gc == cv2.GC_PR_BGD)))
     n_fg = int(np.count_nonzero((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)))
     if n_bg < 64 or n_fg < 64:
-        return MaskResult(region, "projected", "GrabCut seed region empty or tiny")
+        return MaskResult(region, "projected")
     cv2.setRNGSeed(config.seed)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     try:
         cv2.grabCut(small, gc, None, bgd, fgd, config.iterations, cv2.GC_INIT_WITH_MASK)
     except cv2.error as exc:
-        return MaskResult(region, "projected", f"GrabCut failed: {str(exc).splitlines()[-1][:80]}")
+        return MaskResult(region, "projected")
     fg_small = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).astype(np.uint8)
     fg_small &= near  # never grow beyond the margin band
     kept = fg_small.sum() / max(reg_small.sum(), 1)
     if kept < config.min_keep:
-        return MaskResult(region, "projected", f"GrabCut kept only {kept:.0%} of the region")
+        return MaskResult(region, "projected")
     if len(pts):
         ip = np.clip(np.rint(pts).astype(int), 0, [sw - 1, sh - 1])
         cover = fg_small[ip[:, 1], ip[:, 0]].mean()
         if cover < config.min_inlier_cover:
-            return MaskResult(region, "projected", f"GrabCut dropped {1 - cover:.0%} of inliers")
+            return MaskResult(region, "projected")
     full = np.zeros((h, w), bool)
     back = cv2.resize(fg_small * 255, (cx2 - cx1, cy2 - cy1), interpolation=cv2.INTER_LINEAR) > 127
     full[cy1:cy2, cx1:cx2] = back

@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence
 import joblib
 from tqdm.auto import tqdm
 
-_BACKEND: dict = {"name": None, "kwargs": {}}
+_BACKEND: dict = {"name": None}
 
 
 def effective_n_jobs(n_jobs: Optional[int]) -> int:
@@ -55,7 +55,7 @@ def use_backend(name: Optional[str], **kwargs) -> Iterator[None]:
         address = kwargs.pop("scheduler_address", None)
         client = Client(address) if address else Client(processes=True)
     old = dict(_BACKEND)
-    _BACKEND.update(name=name, kwargs=kwargs)
+    _BACKEND.update(name=name)
     try:
         with joblib.parallel_backend(name, **kwargs):
             yield

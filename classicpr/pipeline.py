@@ -1,28 +1,80 @@
-"""One query end to end: retrieve -> verify -> project -> refine.
+"""One query end to end, in named stages: features -> retrieve -> verify -> rank -> masks.
 
-``run_query`` is what ``Index.query`` and ``classicpr query`` call; ``evaluate.py`` calls it
-once per benchmark query. Follow a query from here: features inside the box
-(``Index.query_features``), tf-idf shortlist (``Index.retrieve``), correspondences and
-RANSAC per shortlisted image (``verify.verify_pair``), re-ranking (verified images first,
-by inliers), then a region and mask per localised image (``masks``: the projected box, or
-with ``method="grabcut"`` the query's GrabCut segment carried by an object homography).
+:func:`run_query` is what ``classicpr query`` runs and what ``evaluate.py`` calls once per
+benchmark query. Each stage is a function that takes and returns small records:
+
+1. :func:`extract_query` -- SIFT features inside the query box and their visual words
+   (:class:`QueryFeatures`).
+2. ``Index.retrieve`` -- the tf-idf ranking of the whole database.
+3. :func:`verify_shortlist` -- correspondences and a RANSAC homography for each of the top
+   ``verify.shortlist`` images (:class:`classicpr.verify.Verification`), in parallel.
+4. :func:`rank_results` -- verified images first by inliers, then the rest by BoW score
+   (:class:`QueryResult`).
+5. :func:`compute_masks` -- a region and pixel mask for each localised result
+   (:mod:`classicpr.masks`).
 """
 from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 
-from .features import FeatureStore, rootsift
-from .index import Index
+from .config import Config, MaskConfig, VerifyConfig, check_index_time
+from .errors import ClassicPRError
+from .features import FeatureStore, extract_image, rootsift
+from .index import Index, StoredImage
+from .invfile import features_in_box
 from .io import read_image
-from .masks import (MaskConfig, MaskResult, mask_polygon, projected_mask, refine_region,
-                    segment_query, transfer_segment)
-from .parallel import run_parallel, single_threaded_opencv
-from .verify import (Verification, VerifyConfig, object_motion, ratio_correspondences,
-                     verify_pair, word_correspondences)
+from .masks import (mask_polygon, projected_mask, refine_region, segment_query,
+                    transfer_segment)
+from .parallel import effective_n_jobs, run_parallel, single_threaded_opencv
+from .regions import validate_box
+from .verify import (Verification, object_motion, ratio_correspondences, verify_pair,
+                     word_correspondences)
+
+
+@dataclasses.dataclass
+class QueryFeatures:
+    """The query: its in-box features and where they are.
+
+    Attributes
+    ----------
+    keypoints : (M, 4) float32 array
+        x, y, scale, orientation of the features inside the box (original pixels).
+    descriptors : (M, 128) uint8 array
+    words : (M,) int array
+        Visual word of each feature.
+    size : (width, height)
+        Of the query image.
+    box : (4,) float64 array
+        x1, y1, x2, y2 (the whole image when no box was given).
+    """
+
+    keypoints: np.ndarray
+    descriptors: np.ndarray
+    words: np.ndarray
+    size: Tuple[int, int]
+    box: np.ndarray
+
+
+@dataclasses.dataclass
+class PairVerification:
+    """Verification of one shortlisted image.
+
+    Attributes
+    ----------
+    plain : Verification
+        Homography of all correspondences.
+    on_object : Verification or None
+        Homography of the correspondences on the query's object segment, when it moves
+        the box clearly differently from ``plain`` (an object moving on its own).
+    """
+
+    plain: Verification
+    on_object: Optional[Verification] = None
 
 
 @dataclasses.dataclass
@@ -41,17 +93,21 @@ class QueryResult:
         RANSAC inliers of the homography (also reported when it failed the gate).
     H : (3, 3) float64 array or None
         Homography query -> database image.
-    polygon : (4, 2) float64 array or None
-        Projected query box (x, y), unclipped; for a ``weak`` result, projected by a
-        similarity transform.
+    polygon : (K, 2) float64 array or None
+        The region (x, y), unclipped: the projected query box, or the outline of an object
+        mask; for a ``weak`` result, the box projected by a similarity transform.
     mask : (H, W) bool array or None
         Pixel mask (for the localised results whose masks were computed).
     mask_method : str
         "projected", "object" (query segment carried by ``object_H``), "grabcut-region",
         or "" (no mask).
+    db_points : (P, 2) float32 array or None
+        Inlier locations in the database image.
+    weak : bool
+        True for a similarity-transform region of an unverified image.
     object_H : (3, 3) float64 array or None
-        With ``MaskConfig(method="grabcut")``: the homography of the correspondences on the
-        query's object segment, when the object moves independently of its surroundings.
+        Homography of the correspondences on the query's object segment, when the object
+        moves independently of its surroundings (``mask.method="grabcut"``).
     """
 
     image_id: int
@@ -77,60 +133,188 @@ class QueryResult:
         return self.polygon is not None
 
 
-def _verify_batch(args) -> List[Tuple[Verification, Optional[Verification]]]:
-    """Verify candidates; with ``on_object`` also fit the object's own homography.
+# ---------------------------------------------------------------------- 1. query features
+def extract_query(index: Index, image, box=None) -> QueryFeatures:
+    """SIFT features of the query inside its box, with their visual words.
 
-    Descriptors (ratio method) are read from the feature store here, one candidate at a
-    time, so memory stays bounded however long the shortlist is.
+    Parameters
+    ----------
+    index : Index
+        Gives the feature settings and the vocabulary.
+    image : path-like or (H, W[, 3]) uint8 array
+    box : (4,) x1, y1, x2, y2, optional
+        Whole image if None.
+
+    Raises
+    ------
+    ValueError
+        For a box that is not inside the image.
     """
+    kps, desc, size = extract_image(image, index.feature_config)
+    inside = features_in_box(kps, None if box is None else validate_box(box, size))
+    box = (np.array([0, 0, size[0] - 1, size[1] - 1], np.float64) if box is None
+           else validate_box(box, size))
+    kps, desc = kps[inside], desc[inside]
+    words = index.vocabulary.assign(rootsift(desc), n_jobs=1)
+    return QueryFeatures(kps, desc, words, size, box)
+
+
+# ---------------------------------------------------------------------- 3. verification
+def _verify_batch(args) -> List[PairVerification]:
+    """Verify a batch of candidates in a worker; descriptors (ratio method) are read from
+    the feature store one candidate at a time, so memory stays bounded."""
     single_threaded_opencv()
-    qkps, qwords, qdesc, box, cands, config, on_object, min_motion, store = args
+    query, on_object, candidates, config, min_motion, store = args
+    qroot = rootsift(query.descriptors) if config.method == "ratio" else None
     out = []
-    if qwords.ndim == 2:  # multiple assignment: feature j appears once per assigned word
-        qfeat = np.repeat(np.arange(len(qwords)), qwords.shape[1])
-        qflat = qwords.reshape(-1)
-        valid = qflat >= 0
-        qfeat, qflat = qfeat[valid], qflat[valid]
-    else:
-        qfeat, qflat = np.arange(len(qwords)), qwords
-    qroot = rootsift(qdesc) if config.method == "ratio" else None
-    for name, dwords, dkps, size, fscale in cands:
+    for cand in candidates:
         if config.method == "ratio":
-            qi, di = ratio_correspondences(qroot, rootsift(store.load(name)[1]), config.ratio)
+            qi, di = ratio_correspondences(qroot, rootsift(store.load(cand.name)[1]), config.ratio)
         else:
-            qi, di = word_correspondences(qflat, dwords, config.max_per_word)
-            qi = qfeat[qi]
-        v = verify_pair(qkps, dkps, qi, di, box, size, config, fscale)
+            qi, di = word_correspondences(query.words, cand.words, config.max_per_word)
+        v = verify_pair(query.keypoints, cand.keypoints, qi, di, query.box, cand.size, config,
+                        cand.feature_scale)
         obj = None
         if on_object is not None and v.verified:
             sel = on_object[qi]
-            obj = verify_pair(qkps, dkps, qi[sel], di[sel], box, size, config, fscale)
+            obj = verify_pair(query.keypoints, cand.keypoints, qi[sel], di[sel], query.box,
+                              cand.size, config, cand.feature_scale)
             if not obj.verified or object_motion(v, obj) <= min_motion:
                 obj = None
-        out.append((v, obj))
+        out.append(PairVerification(v, obj))
     return out
 
 
-def _mask_one(args) -> MaskResult:
+def verify_shortlist(index: Index, query: QueryFeatures, shortlist: Sequence[int],
+                     config: VerifyConfig, on_object: Optional[np.ndarray] = None,
+                     object_motion_threshold: float = 0.15, n_jobs: Optional[int] = 1
+                     ) -> List[PairVerification]:
+    """Verify the shortlisted database images, in parallel batches.
+
+    Parameters
+    ----------
+    index : Index
+    query : QueryFeatures
+    shortlist : sequence of int
+        Database ids to verify.
+    config : VerifyConfig
+    on_object : (M,) bool array, optional
+        Which query features lie on the query's object segment; when given, each verified
+        image also gets the homography of those features' correspondences.
+    object_motion_threshold : float
+        See ``MaskConfig.object_motion``.
+    n_jobs : int
+
+    Returns
+    -------
+    list of PairVerification, in ``shortlist`` order.
+    """
+    if len(shortlist) == 0:
+        return []
+    store = None
+    if config.method == "ratio":
+        store = index.feature_store()
+        if store is None:
+            raise ClassicPRError("ratio verification reads descriptors from the index's feature "
+                                 "store (INDEX/features), which is missing; verify by words "
+                                 "instead (--verify words)")
+    candidates = [index.candidate(int(i)) for i in shortlist]
+    workers = effective_n_jobs(n_jobs)
+    n_batches = 1 if workers == 1 else min(len(candidates), 4 * workers)
+    bounds = np.linspace(0, len(candidates), n_batches + 1).astype(int)
+    jobs = [(query, on_object, candidates[a:b], config, object_motion_threshold, store)
+            for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    return [p for batch in run_parallel(_verify_batch, jobs, n_jobs, progress=False) for p in batch]
+
+
+# ---------------------------------------------------------------------- 4. ranking
+def rank_results(index: Index, ids: np.ndarray, scores: np.ndarray,
+                 verified: Sequence[PairVerification]) -> List[QueryResult]:
+    """Results in final order: the verified images of the shortlist first (most inliers
+    first), then every other image by BoW score.
+
+    Parameters
+    ----------
+    ids, scores : (n,) arrays
+        The BoW ranking of the whole database.
+    verified : list of PairVerification
+        For the first ``len(verified)`` entries of ``ids``.
+    """
+    results = [QueryResult(int(i), index.names[i], float(s)) for i, s in zip(ids, scores)]
+    for r, pv in zip(results, verified):
+        v = pv.plain
+        r.inliers, r.H = v.inliers, v.H
+        if v.localised:
+            r.polygon, r.db_points, r.weak = v.quad, v.db_points, v.weak
+        if pv.on_object is not None:
+            r.object_H = pv.on_object.H
+    head = results[: len(verified)]
+    head.sort(key=lambda r: (not r.verified, -r.inliers if r.verified else 0, -r.score, r.image_id))
+    results[: len(verified)] = head
+    return results
+
+
+# ---------------------------------------------------------------------- 5. masks
+def query_object_segment(image, query: QueryFeatures, config: MaskConfig
+                         ) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+    """GrabCut segment of the object in the query box and which query features lie on it.
+
+    Returns
+    -------
+    segment : (H, W) bool array or None
+        None when GrabCut finds no plausible object.
+    on_object : (M,) bool array or None
+    """
+    if isinstance(image, np.ndarray):
+        colour = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    else:
+        colour, _ = read_image(image, gray=False)
+    segment = segment_query(colour, query.box, config)
+    if segment is None:
+        return None, None
+    w, h = query.size
+    xy = np.clip(np.rint(query.keypoints[:, :2]).astype(int), 0, [w - 1, h - 1])
+    return segment, segment[xy[:, 1], xy[:, 0]]
+
+
+def _refine_one(args):
     single_threaded_opencv()
     path, quad, points, config = args
     image, _ = read_image(path, gray=False)
     return refine_region(image, quad, points, config)
 
 
-def _query_segment(image, box, config: MaskConfig) -> Optional[np.ndarray]:
-    """GrabCut segment of the object in the query box (None if there is no plausible one)."""
-    import cv2
-    if isinstance(image, np.ndarray):
-        colour = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    else:
-        colour, _ = read_image(image, gray=False)
-    return segment_query(colour, box, config)
+def compute_masks(index: Index, results: Sequence[QueryResult], segment: Optional[np.ndarray],
+                  config: MaskConfig, n_jobs: Optional[int] = 1) -> None:
+    """Fill ``mask``, ``mask_method`` (and for object masks ``polygon``) of the localised
+    results among ``results`` (at most ``config.top`` of them), in place.
+
+    The "grabcut-region" method reads database images (``index.image_path``); the others
+    use only the index.
+    """
+    localised = [r for r in results if r.localised]
+    if config.top is not None:
+        localised = localised[: config.top]
+    refine = [r for r in localised if config.method == "grabcut-region" and r.verified]
+    for r in localised:
+        if config.method == "grabcut-region" and r.verified:
+            continue
+        size = index.image_size(r.image_id)
+        if r.object_H is not None and segment is not None:
+            mask = transfer_segment(segment, r.object_H, size)
+            poly = mask_polygon(mask)
+            if poly is not None:
+                r.mask, r.polygon, r.mask_method = mask, poly, "object"
+                continue
+        r.mask, r.mask_method = projected_mask(r.polygon, size), "projected"
+    jobs = [(index.image_path(r.image_id), r.polygon, r.db_points, config) for r in refine]
+    for r, m in zip(refine, run_parallel(_refine_one, jobs, n_jobs, progress=False)):
+        r.mask, r.mask_method = m.mask, m.method
 
 
-def run_query(index: Index, image, box=None, verify_config: VerifyConfig = VerifyConfig(),
-              mask_config: MaskConfig = MaskConfig(), top: Optional[int] = None,
-              mask_top: Optional[int] = None, n_jobs: Optional[int] = 1,
+# ---------------------------------------------------------------------- the query
+def run_query(index: Index, image, box=None, config: Config = Config(),
+              top: Optional[int] = None, n_jobs: Optional[int] = 1,
               timing: Optional[Dict[str, float]] = None) -> List[QueryResult]:
     """Run one pixel-retrieval query.
 
@@ -141,11 +325,11 @@ def run_query(index: Index, image, box=None, verify_config: VerifyConfig = Verif
         Query image.
     box : (4,) x1, y1, x2, y2, optional
         Query box (whole image if None).
-    verify_config, mask_config
+    config : Config
+        ``verify`` and ``mask`` sections apply; ``features`` are the index's.
     top : int, optional
-        Return only the first ``top`` results (default: the whole database ranking).
-    mask_top : int, optional
-        Compute masks for at most this many localised results (default: all of them).
+        Return only the first ``top`` results (default: the whole database ranking); masks
+        are computed for the localised results among them.
     n_jobs : int
         Cores for verification and masks.
     timing : dict, optional
@@ -153,88 +337,35 @@ def run_query(index: Index, image, box=None, verify_config: VerifyConfig = Verif
 
     Returns
     -------
-    list of QueryResult, best first: verified images by inliers, then the rest (weakly
-    localised or not) by BoW score.
+    list of QueryResult, best first.
+
+    Examples
+    --------
+    >>> index = Index.load("my-index")                                   # doctest: +SKIP
+    >>> results = run_query(index, "query.jpg", (10, 20, 300, 400), Config.preset("fast"),
+    ...                     top=10)                                      # doctest: +SKIP
+    >>> results[0].name, results[0].inliers, results[0].mask.shape       # doctest: +SKIP
     """
-    t = timing if timing is not None else {}
+    check_index_time(config, index.feature_config)
     t0 = time.perf_counter()
-    qkps, qdesc, qwords, qsize = index.query_features(image, box)
-    if box is None:
-        box = np.array([0, 0, qsize[0] - 1, qsize[1] - 1], np.float64)
-    from .regions import validate_box
-    box = validate_box(box, qsize)
+    query = extract_query(index, image, box)
     t1 = time.perf_counter()
-    ids, scores = index.retrieve(qwords)
+    ids, scores = index.retrieve(query.words)
     t2 = time.perf_counter()
-    short = ids[: verify_config.shortlist]
-    store = None
-    if verify_config.method == "ratio" and len(short):
-        if index.root is None or not (index.root / "features").is_dir():
-            from .errors import ClassicPRError
-            raise ClassicPRError("ratio verification reads descriptors from the index's "
-                                 "feature store (INDEX/features), which is missing; use "
-                                 "verification by words (--verify words)")
-        store = FeatureStore(index.root / "features", index.feature_config)
-    cands = []
-    for i in short:
-        dwords, dkps = index.invfile.image_features(int(i))
-        size = tuple(int(v) for v in index.invfile.sizes[i])
-        fscale = max(size) / index.feature_config.max_side
-        cands.append((index.names[i], dwords, dkps, size, fscale))
-    n_batches = max(1, min(len(cands), 4 * (n_jobs or 1) if n_jobs != 1 else 1))
-    bounds = np.linspace(0, len(cands), n_batches + 1).astype(int)
-    if verify_config.multiple_assignment > 1 and verify_config.method == "words":
-        vwords = index.vocabulary.assign_multi(rootsift(qdesc), verify_config.multiple_assignment)
-    else:
-        vwords = qwords
+    shortlist = ids if config.verify.shortlist is None else ids[: config.verify.shortlist]
     segment = on_object = None
-    t_seg = time.perf_counter()
-    if mask_config.method == "grabcut" and len(short):
-        segment = _query_segment(image, box, mask_config)
-        if segment is not None:
-            xy = np.clip(np.rint(qkps[:, :2]).astype(int), 0, [qsize[0] - 1, qsize[1] - 1])
-            on_object = segment[xy[:, 1], xy[:, 0]]
-    t_seg = time.perf_counter() - t_seg  # part of the mask stage
-    jobs = [(qkps, vwords, qdesc if store is not None else None, box, cands[a:b], verify_config,
-             on_object, mask_config.object_motion, store)
-            for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-    pairs: List[Tuple[Verification, Optional[Verification]]] = [
-        p for batch in run_parallel(_verify_batch, jobs, n_jobs, progress=False) for p in batch]
+    if config.mask.method == "grabcut" and len(shortlist):
+        segment, on_object = query_object_segment(image, query, config.mask)
+    t_segment = time.perf_counter() - t2  # counted in the mask stage
+    verified = verify_shortlist(index, query, shortlist, config.verify, on_object,
+                                config.mask.object_motion, n_jobs)
     t3 = time.perf_counter()
-    results = [QueryResult(int(i), index.names[i], float(s)) for i, s in zip(ids, scores)]
-    for r, (v, obj) in zip(results, pairs):
-        r.inliers = v.inliers
-        r.H = v.H
-        if v.localised:
-            r.polygon, r.db_points, r.weak = v.quad, v.db_points, v.weak
-        if obj is not None:
-            r.object_H = obj.H
-    head = results[: len(short)]
-    # verified images first, by inliers; then the rest by BoW score
-    head.sort(key=lambda r: (not r.verified, -r.inliers if r.verified else 0, -r.score, r.image_id))
-    results[: len(short)] = head
-    localised = [r for r in results if r.localised]
-    if mask_top is not None:
-        localised = localised[:mask_top]
-    if index.image_dir is None and mask_config.method == "grabcut":
-        raise ValueError("masks need the database images: the index has no image_dir")
-    # region refinement applies to verified images only; weak localisations keep the box
-    refine = [r for r in localised if mask_config.method == "grabcut-region" and r.verified]
-    for r in localised:
-        if mask_config.method == "grabcut-region" and r.verified:
-            continue
-        size = tuple(int(v) for v in index.invfile.sizes[r.image_id])
-        if r.object_H is not None and segment is not None:
-            mask = transfer_segment(segment, r.object_H, size)
-            poly = mask_polygon(mask)
-            if poly is not None:
-                r.mask, r.polygon, r.mask_method = mask, poly, "object"
-                continue
-        r.mask, r.mask_method = projected_mask(r.polygon, size), "projected"
-    mjobs = [(index.image_dir / r.name, r.polygon, r.db_points, mask_config) for r in refine]
-    for r, m in zip(refine, run_parallel(_mask_one, mjobs, n_jobs, progress=False)):
-        r.mask, r.mask_method = m.mask, m.method
+    results = rank_results(index, ids, scores, verified)
+    if top is not None:
+        results = results[:top]
+    compute_masks(index, results, segment, config.mask, n_jobs)
     t4 = time.perf_counter()
-    t.update(features=t1 - t0, retrieval=t2 - t1, verification=t3 - t2 - t_seg,
-             masks=t4 - t3 + t_seg)
-    return results if top is None else results[:top]
+    if timing is not None:
+        timing.update(features=t1 - t0, retrieval=t2 - t1, verification=t3 - t2 - t_segment,
+                      masks=t4 - t3 + t_segment)
+    return results

@@ -20,84 +20,8 @@ from typing import Optional, Tuple
 import cv2
 import numpy as np
 
+from .config import VerifyConfig
 from .regions import box_corners, is_simple_quad, polygon_area, project_points
-
-
-@dataclasses.dataclass(frozen=True)
-class VerifyConfig:
-    """Parameters of spatial verification.
-
-    Attributes
-    ----------
-    shortlist : int
-        How many top BoW results are verified (K); 0 = no verification (BoW ranking only).
-    min_inliers : int
-        Inlier gate: fewer inliers = not verified. Common SIFT + RANSAC gates are 10-20
-        (OpenCV's plane tracker uses 10, Philbin et al. about 20); 12 accepts hard
-        viewpoint changes while MAGSAC++ rarely reaches 12 inliers by chance on a few
-        thousand tentative pairs.
-    ransac_threshold : float
-        Reprojection threshold in pixels at the feature resolution (``max_side`` px images),
-        scaled to original pixels per image.
-    multiple_assignment : int
-        Each query feature is assigned to this many nearest words when forming
-        correspondences (Jegou et al.'s multiple assignment, query side only): it recovers
-        matches lost to quantisation at the cost of more tentative pairs.
-    weak_geometry : bool
-        Keep only correspondences consistent with the dominant rotation and scale change
-        before RANSAC (:func:`consistent_correspondences`).
-    max_per_word : int
-        Words with more features than this in the query or the candidate are ignored.
-    method : {"ratio", "words"}
-        RootSIFT ratio-test matching against the descriptors in the index's feature store
-        (default), or correspondences through shared visual words (no descriptors needed:
-        the feature store may then be deleted, e.g. for 1M-image databases). Measured on
-        prmini-dev (README, "Verification"): ratio 78.8 / 63.8 image mAP and 56.8 / 34.4
-        S-mIoU at 1.5 s per query; words 73.6 / 56.9 and 52.0 / 25.1 at 0.7 s.
-    ratio : float
-        Lowe's ratio for ``method="ratio"`` (0.85: a little looser than Lowe's 0.8, since
-        RANSAC follows; 0.8 measured 0.3 lower S-mIoU on prmini-dev).
-    max_scale_change : float
-        A homography whose local area scale at the box centre exceeds this factor (or its
-        inverse) is rejected as degenerate.
-    min_area_fraction : float
-        The projected box must cover at least this fraction of the database image.
-    max_iters : int
-        RANSAC iterations (MAGSAC++ stops earlier when confident).
-    refit : bool
-        Refit the homography by least squares on all inliers after RANSAC (kept only if it
-        explains at least as many correspondences), the usual final step of LO-RANSAC.
-    min_weak_inliers : int
-        When the homography is not verified, a RANSAC similarity transform with at least
-        this many inliers still localises the box (a "weak" result, ranked as unverified);
-        0 (default) disables weak localisation. Opt-in because most weak regions mark the
-        wrong image: with 6, 3 of 8 weak regions were on a positive on prmini-dev and 7 of
-        24 on the RParis6k sample (verified regions: 53 of 54). It raises mIoU (a guess
-        overlaps sometimes) and lowers pixel mAP (a low-ranked positive that now passes
-        a threshold counts against the ranking).
-    """
-
-    shortlist: int = 100
-    min_inliers: int = 12
-    multiple_assignment: int = 1
-    weak_geometry: bool = True
-    ransac_threshold: float = 6.0
-    max_per_word: int = 4
-    method: str = "ratio"
-    ratio: float = 0.85
-    max_scale_change: float = 30.0
-    min_area_fraction: float = 0.0005
-    max_iters: int = 10000
-    min_weak_inliers: int = 0
-    refit: bool = True
-
-    def __post_init__(self):
-        if self.method not in ("words", "ratio"):
-            raise ValueError(f"verification method must be 'words' or 'ratio', got {self.method!r}")
-        if self.shortlist < 0:
-            raise ValueError(f"shortlist must be >= 0 (0 = BoW ranking only), got {self.shortlist}")
-        if self.min_inliers < 4:
-            raise ValueError(f"min_inliers must be >= 4 (a homography needs 4), got {self.min_inliers}")
 
 
 @dataclasses.dataclass
@@ -112,8 +36,8 @@ class Verification:
         Homography from query to database image pixels; None if rejected.
     quad : (4, 2) float64 array or None
         The query box projected into the database image (unclipped).
-    query_points, db_points : (n_inliers, 2) float32 arrays
-        Inlier correspondences (x, y).
+    db_points : (n_inliers, 2) float32 array
+        Database-image locations (x, y) of the inliers (GrabCut seeds).
     reason : str
         Why the image was not verified ("" when verified).
     weak : bool
@@ -126,7 +50,6 @@ class Verification:
     inliers: int = 0
     H: Optional[np.ndarray] = None
     quad: Optional[np.ndarray] = None
-    query_points: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 2), np.float32))
     db_points: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 2), np.float32))
     reason: str = ""
     weak: bool = False
@@ -319,7 +242,7 @@ def verify_pair(query_kps: np.ndarray, db_kps: np.ndarray, qi: np.ndarray, di: n
     _, first_d = np.unique(di[inl_idx], return_index=True)
     inl_idx = np.sort(inl_idx[first_d])
     n_inl = len(inl_idx)
-    result = Verification(inliers=n_inl, query_points=src[inl_idx], db_points=dst[inl_idx])
+    result = Verification(inliers=n_inl, db_points=dst[inl_idx])
     if n_inl < config.min_inliers:
         result.reason = f"{n_inl} inliers < {config.min_inliers}"
         return _weak_localisation(result, src, dst, box, db_size, config, thr)
@@ -369,5 +292,5 @@ def _weak_localisation(result: Verification, src: np.ndarray, dst: np.ndarray, b
     if quad is not None:
         result.quad, result.weak = quad, True
         keep = inl.ravel().astype(bool)
-        result.query_points, result.db_points = src[keep], dst[keep]
+        result.db_points = dst[keep]
     return result

@@ -101,7 +101,7 @@ class Vocabulary:
     def _build_tree(self) -> dict:
         n_cells = min(TREE_CELLS, max(16, self.size // 40))  # >= 40 words per cell
         km = faiss.Kmeans(self.centroids.shape[1], n_cells, niter=20, seed=1234,
-                          max_points_per_centroid=self.size)
+                          max_points_per_centroid=self.size, min_points_per_centroid=1)
         km.train(self.centroids)
         cells = km.centroids
         _, near = _flat_search(cells, self.centroids, min(TREE_SPILL, n_cells))
@@ -128,20 +128,6 @@ class Vocabulary:
             members = t["members"][t["indptr"][c]:t["indptr"][c + 1]]
             out[rows] = self._nearest(x[rows], members.astype(np.int64))
         return out
-
-    def assign_multi(self, descriptors: np.ndarray, k: int = 3, n_jobs: Optional[int] = 1
-                     ) -> np.ndarray:
-        """The ``k`` nearest words of every descriptor (exact search).
-
-        Returns
-        -------
-        (N, k) int64 array (entries may be -1 when the vocabulary has fewer than k words).
-        """
-        descriptors = np.ascontiguousarray(descriptors, dtype=np.float32)
-        if len(descriptors) == 0:
-            return np.zeros((0, k), np.int64)
-        _set_threads(n_jobs)
-        return _flat_search(self.centroids, descriptors, k)[1].astype(np.int64)
 
     def assign(self, descriptors: np.ndarray, n_jobs: Optional[int] = 1,
                exact: bool = False) -> np.ndarray:
@@ -178,22 +164,20 @@ class Vocabulary:
 
     @classmethod
     def train(cls, descriptors: np.ndarray, size: int, seed: int = 0, n_iter: int = 10,
-              max_training: Optional[int] = None, n_jobs: Optional[int] = None) -> "Vocabulary":
+              n_jobs: Optional[int] = None) -> "Vocabulary":
         """Train a vocabulary with k-means.
 
         Parameters
         ----------
         descriptors : (N, D) float32 array
-            Training RootSIFT descriptors (N >= size).
+            Training RootSIFT descriptors (N >= size); at most ``TRAINING_PER_WORD * size``
+            of them are used (a seeded uniform subsample).
         size : int
             Number of words k, 1 <= k <= 65,536.
         seed : int
             Seeds both the subsampling and k-means initialisation.
         n_iter : int
             k-means iterations.
-        max_training : int, optional
-            At most this many descriptors are used (uniform random subsample); default
-            ``TRAINING_PER_WORD * size``.
         n_jobs : int, optional
             Threads used by faiss (None = all cores).
 
@@ -208,13 +192,17 @@ class Vocabulary:
             raise ValueError(f"need at least {size} training descriptors for {size} words, "
                              f"got {len(x)}")
         rng = np.random.default_rng(seed)
-        max_training = max_training or TRAINING_PER_WORD * int(size)
+        max_training = TRAINING_PER_WORD * int(size)
         if len(x) > max_training:
             x = x[np.sort(rng.choice(len(x), max_training, replace=False))]
         _set_threads(n_jobs)
         t0 = time.perf_counter()
         km = faiss.Kmeans(x.shape[1], int(size), niter=n_iter, seed=int(seed) + 1,
-                          max_points_per_centroid=max(1, len(x) // size + 1), verbose=False)
+                          max_points_per_centroid=max(1, len(x) // size + 1),
+                          min_points_per_centroid=1, verbose=False)  # faiss: no console warning
+        if len(x) < 20 * size:
+            log.info("k-means: %d descriptors for %d words is few (%d per word)", len(x), size,
+                     len(x) // size)
         km.train(x)
         log.info("k-means: %d words from %d descriptors in %.1f s", size, len(x),
                  time.perf_counter() - t0)

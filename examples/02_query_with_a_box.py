@@ -22,7 +22,7 @@ def main(argv=None):
     ap.add_argument("--top", type=int, default=5)
     args = ap.parse_args(argv)
     from classicpr.datasets import load_revisitop
-    from classicpr.index import Index
+    from classicpr import Index, run_query
     from classicpr.io import read_image, write_png
     from classicpr.regions import parse_box
     from classicpr.viz import overlay
@@ -35,11 +35,11 @@ def main(argv=None):
         image, box = args.image, parse_box(args.box) if args.box else None
     index = Index.load(args.index)
     out = Path(args.out)
-    for rank, r in enumerate(index.query(image, box, top=args.top, mask_top=args.top)):
+    for rank, r in enumerate(run_query(index, image, box, top=args.top)):
         print(f"#{rank + 1} {r.name} score {r.score:.3f} inliers {r.inliers}"
               + (" verified" if r.verified else ""))
         if r.mask is not None:
-            img, _ = read_image(index.image_dir / r.name, gray=False)
+            img, _ = read_image(index.image_path(r.image_id), gray=False)
             write_png(out / f"{rank + 1:02d}_mask.png", r.mask.astype(np.uint8) * 255)
             write_png(out / f"{rank + 1:02d}_overlay.png", overlay(img, r.mask, r.polygon, label=f"#{rank + 1}"))
     print(f"masks and overlays in {out}")

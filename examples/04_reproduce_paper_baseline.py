@@ -1,10 +1,10 @@
 """The benchmark paper's SIFT+SP pixel baseline vs classicpr's default, side by side.
 
-SIFT+SP (An et al., ICCV 2023): RootSIFT ratio matching of the query against *every*
-database image, RANSAC homography, rank by inliers, region = query box projected by the
-homography. classicpr's default verifies only a BoW shortlist (top 100), refits the
-homography on its inliers, adds weak similarity localisation and carries the query's
-GrabCut object segment where the object moves independently. Default data: the demo; example:
+SIFT+SP (An et al., ICCV 2023), classicpr's ``paper`` preset: RootSIFT ratio matching of
+the query against *every* database image, RANSAC homography, rank by inliers, region =
+query box projected by the homography. classicpr's default verifies only a BoW shortlist
+(top 100), refits the homography on its inliers and carries the query's GrabCut object
+segment where the object moves independently. Default data: the demo; example:
 python examples/04_reproduce_paper_baseline.py --root ../shared/data/prmini-dev --name prmini
 """
 import argparse
@@ -18,21 +18,15 @@ from _common import benchmark_arguments, benchmark_root  # noqa: E402
 def main(argv=None):
     ap = benchmark_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     args = ap.parse_args(argv)
-    from classicpr.datasets import load_revisitop
+    from classicpr import Config
     from classicpr.evaluate import evaluate_benchmark
-    from classicpr.masks import MaskConfig
-    from classicpr.verify import VerifyConfig
     root = benchmark_root(args)
-    n_db = len(load_revisitop(root, args.name).imlist)
     index_dir = Path(args.work) / f"baseline-{args.name}" / "index"
-    configs = {
-        "SIFT+SP (exhaustive)": (VerifyConfig(shortlist=n_db, method="ratio", min_weak_inliers=0,
-                                              refit=False), MaskConfig(method="projected")),
-        "classicpr default": (VerifyConfig(), MaskConfig()),
-    }
+    configs = {"SIFT+SP (preset paper)": Config.preset("paper"),
+               "classicpr default": Config.preset("default")}
     rows = {}
-    for label, (vconf, mconf) in configs.items():
-        rows[label] = evaluate_benchmark(root, args.name, index_dir, vconf, mconf,
+    for label, config in configs.items():
+        rows[label] = evaluate_benchmark(root, args.name, index_dir, config,
                                          n_jobs=args.n_jobs, progress=False)
     keys = ["mAP", "mIoU_D", "mIoU_S", "pmAP_D", "pmAP_S"]
     print(f"{'method':24s}" + "".join(f"{k + ' M/H':>16s}" for k in keys) + f"{'s/query':>9s}")

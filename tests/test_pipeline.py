@@ -8,6 +8,7 @@ import pytest
 
 from classicpr.cli import main
 from classicpr.errors import ClassicPRError
+from classicpr.pipeline import extract_query
 
 
 def test_demo_runs_end_to_end(demo_set):
@@ -28,8 +29,10 @@ def test_cli_query_writes_masks_and_overlays(demo_set, tmp_path):
     box = ",".join(str(v) for v in ds.query_box(1))
     rc = main(["-q", "query", str(out / "index"), str(q), "--box", box, "--out", str(tmp_path), "--top", "3"])
     assert rc == 0
-    rows = json.loads((tmp_path / "results.json").read_text())
+    saved = json.loads((tmp_path / "results.json").read_text())
+    rows = saved["results"]
     assert rows[0]["image"].startswith("coffee") and rows[0]["verified"]
+    assert saved["config"]["mask"]["method"] == "grabcut" and saved["config"]["verify"]["shortlist"] == 100
     assert list((tmp_path / "overlays").glob("*.png"))
 
 
@@ -68,7 +71,7 @@ def test_rparis_sample_landmarks_retrieve_each_other(rparis_sample, revisitop_gn
     index = Index.build(rparis_sample, tmp_path / "idx", names=names, n_jobs=2, progress=False)
     hits = 0
     for n in names:
-        ids, _ = index.retrieve(index.query_features(rparis_sample / n)[2], top=2)
+        ids, _ = index.retrieve(extract_query(index, rparis_sample / n).words, top=2)
         other = [index.names[i] for i in ids if index.names[i] != n][0]
         hits += landmark[other] == landmark[n]
     assert hits / len(names) >= 0.7, hits
@@ -142,11 +145,11 @@ def test_evaluate_with_distractors(demo_set, tmp_path):
     """R1M-style evaluation: distractor images join the database after the benchmark's own,
     rankings cover both, and the verified matches still come first."""
     from classicpr.bench import make_distractors
-    from classicpr.evaluate import evaluate_benchmark
+    from classicpr.evaluate import Distractors, evaluate_benchmark
     out, plain = demo_set
     make_distractors(tmp_path / "dis", 6, seed=1)
     r = evaluate_benchmark(out / "data", "demo", tmp_path / "idx", n_jobs=2, progress=False,
-                           export_dir=tmp_path / "exp", distractors=tmp_path / "dis")
+                           export_dir=tmp_path / "exp", distractors=Distractors(tmp_path / "dis"))
     assert r["database"] == plain["database"] + 6 and r["distractors"] == 6
     ranks = np.load(tmp_path / "exp" / "ranks.npy")
     plain_ranks = np.load(out / "export" / "ranks.npy")
@@ -159,4 +162,4 @@ def test_evaluate_with_distractors(demo_set, tmp_path):
     make_distractors(tmp_path / "dis2", 3, seed=2)
     with pytest.raises(ClassicPRError, match="another index folder"):
         evaluate_benchmark(out / "data", "demo", tmp_path / "idx", n_jobs=1, progress=False,
-                           distractors=tmp_path / "dis2", distractor_names=["nope.jpg"])
+                           distractors=Distractors(tmp_path / "dis2", ["nope.jpg"]))

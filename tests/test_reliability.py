@@ -14,6 +14,8 @@ import pytest
 from PIL import Image
 
 from classicpr.cli import main
+from classicpr.config import Config
+from classicpr.pipeline import extract_query, run_query
 from classicpr.errors import ClassicPRError
 from classicpr.index import Index
 from classicpr.io import load_arrays, read_image
@@ -82,7 +84,7 @@ def test_adding_images_equals_building_at_once(photo_dir, tmp_path, monkeypatch)
     _assert_same_index(tmp_path / "rebuilt", tmp_path / "once")
     # reopened, it answers queries like the in-process object
     again = Index.load(tmp_path / "grown")
-    q = again.query_features(photo_dir / names[3])[2]
+    q = extract_query(again, photo_dir / names[3]).words
     np.testing.assert_array_equal(again.retrieve(q)[0], first.retrieve(q)[0])
 
 
@@ -211,8 +213,8 @@ def test_same_seed_same_index_and_rankings_across_n_jobs(photo_dir, tmp_path):
     b = Index.build(photo_dir, tmp_path / "b", vocab_size=64, seed=7, n_jobs=2, progress=False)
     _assert_same_index(tmp_path / "a", tmp_path / "b")
     q = sorted(photo_dir.glob("*.jpg"))[3]
-    ra = [(r.image_id, r.inliers) for r in a.query(q, n_jobs=1)]
-    rb = [(r.image_id, r.inliers) for r in b.query(q, n_jobs=2)]
+    ra = [(r.image_id, r.inliers) for r in run_query(a, q, n_jobs=1)]
+    rb = [(r.image_id, r.inliers) for r in run_query(b, q, n_jobs=2)]
     assert ra == rb and ra[0][1] > 12
 
 
@@ -256,7 +258,7 @@ def test_fuzz_malformed_inputs(photo_dir, tmp_path):
             cv2.imwrite(str(p.with_suffix(".png")), rng.integers(0, 256, (h, w)).astype(np.uint8))
             p = p.with_suffix(".png")
         box = rng.normal(100, 200, 4) if k % 2 else None
-        run(lambda: index.query(p, box, top=3, mask_top=1))
+        run(lambda: run_query(index, p, box, Config().updated({'mask.top': 1}), top=3))
     for k in range(60):  # boxes
         choice = k % 5
         box = [rng.normal(0, 1e4, 4), [np.nan] * 4, ["x"] * 4, list(rng.normal(0, 10, 3)),

@@ -1,0 +1,337 @@
+"""Every parameter of classicpr in one place: default, meaning, validation, named presets.
+
+A :class:`Config` has four sections, each a frozen dataclass whose fields carry their own
+help text and bounds (``field metadata``), so that the command line, ``classicpr config``,
+the JSON files classicpr writes and the validation all read the same list::
+
+    features    how SIFT is extracted (fixed when an index is built)
+    vocabulary  the visual vocabulary trained when an index is built
+    verify      spatial verification of the shortlist
+    mask        the region and pixel mask of each localised result
+
+Keys are spelled ``section.field`` (``verify.ratio``), as in ``--set verify.ratio=0.8``.
+Presets (:data:`PRESETS`) are named sets of such keys applied over the defaults:
+
+``default``
+    what ``classicpr query`` and ``classicpr evaluate`` run without options.
+``fast``
+    verification through shared visual words (no descriptor reads) and the projected box
+    as mask: about half the query time, a few points less mAP and mIoU.
+``paper``
+    the benchmark paper's SIFT+SP recipe (An et al., ICCV 2023): ratio matching of the
+    query against every database image, RANSAC, rank by inliers, region = projected box.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import numbers
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+from .errors import ClassicPRError
+
+
+def _param(default, help: str, *, choices: Optional[Tuple] = None, low=None, high=None,
+           none: Optional[str] = None):
+    """A config field: its default, meaning, allowed values (``choices`` or the closed range
+    [low, high]) and, if None is allowed, what None means."""
+    return dataclasses.field(default=default, metadata={
+        "help": help, "choices": choices, "low": low, "high": high, "none": none})
+
+
+class _Section:
+    """Validation, help and (de)serialisation shared by the config sections."""
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            _check_value(type(self).SECTION, f, getattr(self, f.name))
+
+    @classmethod
+    def describe(cls) -> Dict[str, Dict[str, Any]]:
+        """``{field: {"default", "help", ...}}`` for every field of the section."""
+        return {f.name: {"default": f.default, **{k: v for k, v in f.metadata.items() if v is not None}}
+                for f in dataclasses.fields(cls)}
+
+
+def _check_value(section: str, f: dataclasses.Field, value) -> None:
+    key, meta = f"{section}.{f.name}", f.metadata
+    if value is None:
+        if meta.get("none") is None:
+            raise ValueError(f"{key} cannot be None")
+        return
+    kind = type(f.default) if f.default is not None else int
+    abstract = {int: numbers.Integral, float: numbers.Real}.get(kind, kind)
+    if (kind is not bool and isinstance(value, bool)) or not isinstance(value, abstract):
+        raise ValueError(f"{key} must be {kind.__name__}, got {value!r}")
+    if meta.get("choices") is not None and value not in meta["choices"]:
+        raise ValueError(f"{key} must be one of {', '.join(map(str, meta['choices']))}; got {value!r}")
+    low, high = meta.get("low"), meta.get("high")
+    if low is not None and value < low or high is not None and value > high:
+        bounds = (f">= {low}" if high is None else f"<= {high}" if low is None
+                  else f"in [{low}, {high}]")
+        raise ValueError(f"{key} must be {bounds}, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureConfig(_Section):
+    """How local features are extracted (one setting per index: queries use the index's).
+
+    Attributes
+    ----------
+    max_side, max_features, contrast_threshold
+        See each field's ``help`` (``FeatureConfig.describe()``).
+    """
+
+    SECTION = "features"
+    max_side: int = _param(1024, "images are resized so that their long side is at most this "
+                           "many pixels before SIFT (the benchmark paper works at ~1024)", low=32)
+    max_features: int = _param(4000, "keep at most this many keypoints per image, strongest "
+                               "first (0 = all): keeps all of a typical photo's 2-4k and bounds "
+                               "foliage or gravel that make 10k+", low=0)
+    contrast_threshold: float = _param(0.04, "OpenCV SIFT contrastThreshold (OpenCV's and "
+                                       "Lowe's default)", low=0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class VocabularyConfig(_Section):
+    """The visual vocabulary trained when an index is built without a given vocabulary.
+
+    Attributes
+    ----------
+    size, seed
+        See each field's ``help``.
+    """
+
+    SECTION = "vocabulary"
+    size: Optional[int] = _param(None, "number of visual words", low=1, high=65536,
+                                 none="the power of two nearest (training descriptors / 40), "
+                                      "in [256, 16384]")
+    seed: int = _param(0, "seed of k-means (training sample and initialisation)")
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifyConfig(_Section):
+    """Spatial verification of the shortlist (:mod:`classicpr.verify`).
+
+    Attributes
+    ----------
+    shortlist, method, ratio, min_inliers, weak_geometry, max_per_word, ransac_threshold,
+    max_iters, refit, max_scale_change, min_area_fraction, min_weak_inliers
+        See each field's ``help`` (``VerifyConfig.describe()``).
+    """
+
+    SECTION = "verify"
+    shortlist: Optional[int] = _param(
+        100, "how many top BoW results are verified (0 = BoW ranking only)", low=0,
+        none="every database image (exhaustive verification)")
+    method: str = _param(
+        "ratio", "correspondences: 'ratio' = RootSIFT ratio-test matching against the "
+        "descriptors in INDEX/features; 'words' = features sharing a visual word (no "
+        "descriptors needed)", choices=("ratio", "words"))
+    ratio: float = _param(0.85, "Lowe's ratio for method 'ratio' (a little looser than 0.8, "
+                          "since RANSAC follows)", low=0.0, high=1.0)
+    min_inliers: int = _param(12, "inlier gate: fewer RANSAC inliers = not verified (common "
+                              "SIFT gates are 10-20)", low=4)
+    weak_geometry: bool = _param(True, "keep only correspondences consistent with the dominant "
+                                 "rotation and scale change before RANSAC")
+    max_per_word: int = _param(4, "method 'words': words with more features than this in the "
+                               "query or the candidate are ignored", low=1)
+    ransac_threshold: float = _param(6.0, "RANSAC reprojection threshold in pixels of the "
+                                     "max_side-px feature image (scaled per image)", low=0.0)
+    max_iters: int = _param(10000, "RANSAC iterations at most (MAGSAC++ stops earlier when "
+                            "confident)", low=1)
+    refit: bool = _param(True, "refit the homography by least squares on its inliers (kept "
+                         "only if it explains at least as many correspondences)")
+    max_scale_change: float = _param(30.0, "a homography whose area scale at the box exceeds "
+                                     "this factor squared (or its inverse) is degenerate", low=1.0)
+    min_area_fraction: float = _param(0.0005, "the projected box must cover at least this "
+                                      "fraction of the database image", low=0.0, high=1.0)
+    min_weak_inliers: int = _param(0, "when the homography fails, a similarity transform with "
+                                   "at least this many inliers still gives a (weak, unverified) "
+                                   "region; 0 = off (most weak regions mark wrong images)", low=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskConfig(_Section):
+    """The region and mask of each localised result (:mod:`classicpr.masks`).
+
+    Attributes
+    ----------
+    method, top, work_side, iterations, object_motion, min_object_fraction,
+    max_object_fraction, margin, min_keep, min_inlier_cover, seed
+        See each field's ``help`` (``MaskConfig.describe()``).
+    """
+
+    SECTION = "mask"
+    method: str = _param(
+        "grabcut", "'projected' = the query box projected by the homography; 'grabcut' = "
+        "the query's GrabCut object segment carried by its own homography where the object "
+        "moves independently, else the projected box; 'grabcut-region' = GrabCut refinement "
+        "of the projected region in the database image",
+        choices=("projected", "grabcut", "grabcut-region"))
+    top: Optional[int] = _param(None, "compute masks for at most this many localised results, "
+                                "best first", low=0, none="every localised result returned")
+    work_side: int = _param(384, "long side of the image or crop GrabCut runs on", low=32)
+    iterations: int = _param(4, "GrabCut iterations", low=1)
+    object_motion: float = _param(
+        0.15, "'grabcut': a box corner must move by more than this fraction of the region's "
+        "diagonal between the object's homography and that of all matches for the object to "
+        "count as moving independently (two fits of one plane differ by a few percent)", low=0.0)
+    min_object_fraction: float = _param(0.10, "'grabcut': the query segment must cover at "
+                                        "least this fraction of the box", low=0.0, high=1.0)
+    max_object_fraction: float = _param(0.95, "'grabcut': ... and at most this fraction",
+                                        low=0.0, high=1.0)
+    margin: float = _param(0.08, "'grabcut-region': probable-background band around the "
+                           "region, as a fraction of its bounding-box diagonal", low=0.0)
+    min_keep: float = _param(0.45, "'grabcut-region': a refined mask smaller than this "
+                             "fraction of the region is rejected", low=0.0, high=1.0)
+    min_inlier_cover: float = _param(0.85, "'grabcut-region': a refined mask must contain this "
+                                     "fraction of the inliers", low=0.0, high=1.0)
+    seed: int = _param(0, "seed of OpenCV's RNG for GrabCut's initialisation")
+
+
+SECTIONS = {"features": FeatureConfig, "vocabulary": VocabularyConfig,
+            "verify": VerifyConfig, "mask": MaskConfig}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """All of classicpr's parameters.
+
+    Attributes
+    ----------
+    features : FeatureConfig
+    vocabulary : VocabularyConfig
+    verify : VerifyConfig
+    mask : MaskConfig
+
+    Examples
+    --------
+    >>> cfg = Config.preset("fast").updated({"verify.shortlist": 200})
+    >>> cfg.verify.method, cfg.verify.shortlist
+    ('words', 200)
+    """
+
+    features: FeatureConfig = FeatureConfig()
+    vocabulary: VocabularyConfig = VocabularyConfig()
+    verify: VerifyConfig = VerifyConfig()
+    mask: MaskConfig = MaskConfig()
+
+    def to_dict(self) -> Dict[str, Dict[str, Any]]:
+        """Nested plain dict ``{section: {field: value}}`` (JSON-serialisable)."""
+        return {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Mapping[str, Any]]) -> "Config":
+        """The inverse of :meth:`to_dict`; sections or fields left out keep their defaults.
+
+        Raises
+        ------
+        ValueError
+            For an unknown section or field (naming the known ones) or an invalid value.
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a config must be a mapping of sections, got {type(data).__name__}")
+        unknown = set(data) - set(SECTIONS)
+        if unknown:
+            raise ValueError(f"unknown config section(s) {sorted(unknown)}; known: {list(SECTIONS)}")
+        parts = {}
+        for name, section in SECTIONS.items():
+            values = data.get(name, {})
+            if not isinstance(values, Mapping):
+                raise ValueError(f"config section {name!r} must be a mapping, got {values!r}")
+            known = [f.name for f in dataclasses.fields(section)]
+            bad = set(values) - set(known)
+            if bad:
+                raise ValueError(f"unknown key(s) {sorted(f'{name}.{k}' for k in bad)}; "
+                                 f"known {name} keys: {', '.join(known)}")
+            parts[name] = section(**values)
+        return cls(**parts)
+
+    def updated(self, updates: Mapping[str, Any]) -> "Config":
+        """A copy with dotted keys (``{"verify.ratio": 0.8}``) replaced; values may be
+        strings as typed on a command line (:func:`parse_value`)."""
+        data = self.to_dict()
+        for key, value in updates.items():
+            section, _, name = str(key).partition(".")
+            if section not in SECTIONS or not name:
+                raise ValueError(f"unknown config key {key!r}; keys are section.field with "
+                                 f"section one of {list(SECTIONS)} (see 'classicpr config')")
+            fields = {f.name: f for f in dataclasses.fields(SECTIONS[section])}
+            if name not in fields:
+                raise ValueError(f"unknown config key {key!r}; known {section} keys: "
+                                 f"{', '.join(fields)}")
+            data[section][name] = (parse_value(key, fields[name], value)
+                                   if isinstance(value, str) else value)
+        return Config.from_dict(data)
+
+    @classmethod
+    def preset(cls, name: str) -> "Config":
+        """The named preset (see :data:`PRESETS`)."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
+        return cls().updated(PRESETS[name])
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1)
+
+
+def parse_value(key: str, f: dataclasses.Field, text: str):
+    """A field's value from command-line text ('none'/'all' for None where allowed)."""
+    t = text.strip()
+    if t.lower() in ("none", "all", "null") and f.metadata.get("none") is not None:
+        return None
+    kind = type(f.default) if f.default is not None else int
+    try:
+        if kind is bool:
+            if t.lower() in ("1", "true", "yes", "on"):
+                return True
+            if t.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(t)
+        return kind(t)
+    except ValueError:
+        raise ValueError(f"{key} expects {kind.__name__}, got {text!r}") from None
+
+
+def parse_assignments(items) -> Dict[str, str]:
+    """``["verify.ratio=0.8", ...]`` -> ``{"verify.ratio": "0.8"}``."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects key=value (e.g. verify.ratio=0.8), got {item!r}")
+        out[key.strip()] = value
+    return out
+
+
+#: Named presets: dotted keys applied over the defaults.
+PRESETS: Dict[str, Dict[str, Any]] = {
+    "default": {},
+    "fast": {"verify.method": "words", "mask.method": "projected"},
+    "paper": {"verify.shortlist": None, "verify.method": "ratio", "verify.refit": False,
+              "verify.min_weak_inliers": 0, "mask.method": "projected"},
+}
+
+
+def describe_all() -> str:
+    """Every key with its default and meaning, as the text of ``classicpr config --list``."""
+    lines = []
+    for name, section in SECTIONS.items():
+        for field, info in section.describe().items():
+            extra = []
+            if info.get("choices"):
+                extra.append("one of " + ", ".join(map(str, info["choices"])))
+            if info.get("none"):
+                extra.append(f"none = {info['none']}")
+            lines.append(f"{name}.{field} = {info['default']!r}\n    {info['help']}"
+                         + (f" ({'; '.join(extra)})" if extra else ""))
+    return "\n".join(lines)
+
+
+def check_index_time(config: Config, index_features: FeatureConfig) -> None:
+    """Refuse a query config whose features differ from the index's (features are fixed
+    when an index is built)."""
+    if config.features != FeatureConfig() and config.features != index_features:
+        raise ClassicPRError(f"features are fixed by the index ({dataclasses.asdict(index_features)}); "
+                             "features.* settings apply when an index is built")
