@@ -163,3 +163,47 @@ def test_evaluate_with_distractors(demo_set, tmp_path):
     with pytest.raises(ClassicPRError, match="another index folder"):
         evaluate_benchmark(out / "data", "demo", tmp_path / "idx", n_jobs=1, progress=False,
                            distractors=Distractors(tmp_path / "dis2", ["nope.jpg"]))
+
+
+def test_all_cores_verify_in_several_batches(demo_set, monkeypatch):
+    """n_jobs=-1 (all cores) splits the shortlist into batches, as n_jobs=2 does."""
+    import classicpr.pipeline as pipeline
+    from classicpr.config import VerifyConfig
+    from classicpr.index import Index
+    from classicpr.parallel import effective_n_jobs
+    out, _ = demo_set
+    index = Index.load(out / "index")
+    ds_dir = out / "data" / "revisitop" / "data" / "demo" / "jpg"
+    query = pipeline.extract_query(index, ds_dir / "coffee_query.jpg")
+    batches = []
+    real = pipeline.run_parallel
+
+    def spy(func, jobs, n_jobs=None, **kw):
+        batches.append(len(jobs))
+        return real(func, jobs, 1, **kw)
+    monkeypatch.setattr(pipeline, "run_parallel", spy)
+    shortlist = list(range(len(index.names)))
+    for n_jobs in (-1, None, 2):
+        pipeline.verify_shortlist(index, query, shortlist, VerifyConfig(), n_jobs=n_jobs)
+    expected = min(len(shortlist), 4 * effective_n_jobs(-1))
+    assert batches == [expected, expected, min(len(shortlist), 8)]
+    assert expected > 1
+
+
+def test_object_masks_do_not_need_the_database_images(demo_set):
+    """'grabcut' (the default) and 'projected' masks come from the index alone; only
+    'grabcut-region' reads database images, and says so when it cannot."""
+    from classicpr.config import Config
+    from classicpr.datasets import load_revisitop
+    from classicpr.index import Index
+    from classicpr.pipeline import run_query
+    out, _ = demo_set
+    ds = load_revisitop(out / "data", "demo")
+    index = Index.load(out / "index")
+    index.image_dir = None
+    q, box = ds.image_dir / ds.query_file(1), ds.query_box(1)
+    for method in ("grabcut", "projected"):
+        res = run_query(index, q, box, Config().updated({"mask.method": method}), top=3)
+        assert res[0].verified and res[0].mask is not None and res[0].mask.any()
+    with pytest.raises(ClassicPRError, match="image folder"):
+        run_query(index, q, box, Config().updated({"mask.method": "grabcut-region"}), top=3)

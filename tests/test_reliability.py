@@ -46,6 +46,14 @@ def photo_dir(tmp_path_factory):
     return d
 
 
+@pytest.fixture(scope="module")
+def photo_index(photo_dir, tmp_path_factory):
+    """One index of photo_dir (64 words) shared by the tests that only read it."""
+    root = tmp_path_factory.mktemp("photo_index") / "idx"
+    Index.build(photo_dir, root, vocab_size=64, n_jobs=1, progress=False)
+    return root
+
+
 def _index_arrays(root):
     from classicpr.index import INDEX_VERSION
     arrays, meta = load_arrays(Path(root) / "index.npz", "classicpr.index", INDEX_VERSION)
@@ -135,18 +143,16 @@ def test_very_large_image_is_read_reduced(tmp_path):
     assert max(img.shape) == 1024 and scale == pytest.approx(1024 / 9000, rel=1e-3)
 
 
-def test_unreadable_query_names_the_file(photo_dir, tmp_path, capsys):
-    Index.build(photo_dir, tmp_path / "idx", vocab_size=64, n_jobs=1, progress=False)
+def test_unreadable_query_names_the_file(photo_index, tmp_path, capsys):
     (tmp_path / "q.jpg").write_bytes(b"\x00" * 10)
-    assert main(["search", str(tmp_path / "idx"), str(tmp_path / "q.jpg")]) == 2
+    assert main(["search", str(photo_index), str(tmp_path / "q.jpg")]) == 2
     assert "q.jpg" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("box", ["1,2,3", "a,b,c,d", "10,10,5,5", "0,0,0,0", "5000,5000,6000,6000", "nan,0,1,1"])
-def test_bad_boxes_on_the_cli(photo_dir, tmp_path, capsys, box):
-    Index.build(photo_dir, tmp_path / "idx", vocab_size=64, n_jobs=1, progress=False)
+def test_bad_boxes_on_the_cli(photo_dir, photo_index, tmp_path, capsys, box):
     q = sorted(photo_dir.glob("*.jpg"))[0]
-    assert main(["query", str(tmp_path / "idx"), str(q), "--box", box, "--out", str(tmp_path / "o")]) == 2
+    assert main(["query", str(photo_index), str(q), "--box", box, "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("classicpr: error:") and "box" in err
 
@@ -219,14 +225,15 @@ def test_same_seed_same_index_and_rankings_across_n_jobs(photo_dir, tmp_path):
 
 
 # ---------------------------------------------------------------- fuzzing
-def test_fuzz_malformed_inputs(photo_dir, tmp_path):
-    """200+ random malformed inputs through the public API and the CLI: only clear
-    ClassicPRError / ValueError (or argparse's exit 2), never another exception."""
+def test_fuzz_malformed_inputs(photo_dir, photo_index, tmp_path):
+    """264 random malformed inputs through the public API and the CLI: only clear
+    ClassicPRError / ValueError (or argparse's exit 2), never another exception; every
+    malformed command line exits 2."""
     from classicpr.datasets import load_label_polygons, load_revisitop
     from classicpr.regions import parse_box, validate_box
     rng = np.random.default_rng(0)
-    idx_dir = tmp_path / "idx"
-    index = Index.build(photo_dir, idx_dir, vocab_size=64, n_jobs=1, progress=False)
+    idx_dir = photo_index
+    index = Index.load(idx_dir)
     good = sorted(photo_dir.glob("*.jpg"))[0].read_bytes()
     counts = {"inputs": 0, "handled_errors": 0, "ok": 0}
 
@@ -287,14 +294,17 @@ def test_fuzz_malformed_inputs(photo_dir, tmp_path):
     cli_cases = [["search"], ["query", str(idx_dir), "missing.jpg", "--out", str(tmp_path)],
                  ["index", str(tmp_path / "nope"), "--out", str(tmp_path / "o")],
                  ["evaluate", str(tmp_path), "--name", "x"], ["vocab", str(photo_dir), "--out",
-                                                              str(tmp_path / "v.npz"), "--size", "0"],
+                                                              str(tmp_path / "v.npz"), "--vocab-size", "0"],
                  ["score", str(tmp_path), "--name", "x", "--ranks", "r", "--matching", "m"],
                  ["index", str(photo_dir), "--out", str(tmp_path / "o2"), "--max-side", "-3"],
                  ["search", str(idx_dir), str(sorted(photo_dir.glob("*.jpg"))[0]), "--top", "zero"]]
+    codes = []
     for case in cli_cases * 3:
-        run(lambda: main(["-q"] + case))
-    assert counts["inputs"] >= 200, counts
-    print(counts)
+        run(lambda: codes.append(main(["-q"] + case)))
+    assert all(c == 2 for c in codes), codes  # the rest exited 2 through argparse
+    # both outcomes occur: some malformed inputs are still usable (a tiny PNG, a box that
+    # clips), the others are refused with a clear error
+    assert counts["ok"] > 0 and counts["handled_errors"] > 0, counts
 
 
 def test_dask_cluster_builds_the_same_index(photo_dir, tmp_path):

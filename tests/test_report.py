@@ -29,7 +29,8 @@ def test_report_renders_in_headless_chromium(demo_set, tmp_path):
            "--no-first-run", "--disable-background-networking", "--disable-component-update",
            "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,2000",
            f"--screenshot={shot}", (out / "report" / "index.html").as_uri()]
-    subprocess.run(cmd, capture_output=True, timeout=120)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
     img = cv2.imread(str(shot))
     assert img is not None and img.shape[0] > 500
     # the grids are drawn: the page is not blank white
