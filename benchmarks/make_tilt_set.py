@@ -14,11 +14,14 @@ with anti-aliasing along each axis (Gaussian of sigma 0.8 sqrt(c^2 - 1) for a co
 c, as in ASIFT), then the whole view gets a Gaussian blur of sigma 1, a gamma uniform in
 [0.7, 1.4] and JPEG quality 75. The label is the query box projected by the exact warp,
 clipped to the canvas. Database = the views + prmini-dev's distractors. Queries keep their
-prmini-dev photos and boxes. Everything is drawn from one seeded generator.
+prmini-dev photos and boxes. Scenes photographed several times (query names that differ
+only by a trailing number, e.g. LePoint1, 2, 3) show the same object: each one's views are
+junk for the others. Everything is drawn from one seeded generator.
 """
 import argparse
 import json
 import pickle
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -123,6 +126,13 @@ def make_tilt_set(prmini_root: Path, out: Path, seed: int = 0) -> dict:
                  "shapes": [{"label": "object", "shape_type": "polygon", "points": quad.tolist()}]}
         (out / rel).write_text(json.dumps(label))
         label_paths[f"{qpos}_{i}"] = rel
+    # queries of one scene photographed several times (e.g. homogr_LePoint1, 2, 3) show the
+    # same object: each one's views are junk (neither positive nor negative) for the others
+    family = [re.sub(r"\d+_q$", "", n) for n in qimlist]
+    for a in range(len(qimlist)):
+        for b in range(len(qimlist)):
+            if a != b and family[a] == family[b] and family[a] != qimlist[a]:
+                gnd[a]["junk"] += gnd[b]["easy"] + gnd[b]["hard"]
     for i in distractors:
         shutil.copyfile(ds.image_dir / ds.db_file(i), jpg / ds.db_file(i))
         imlist.append(ds.imlist[i])

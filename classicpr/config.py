@@ -39,12 +39,39 @@ def _param(default, help: str, *, choices: Optional[Tuple] = None, low=None, hig
         "help": help, "choices": choices, "low": low, "high": high, "none": none})
 
 
+def parse_tilts(text: str) -> Tuple[float, ...]:
+    """``"2,4"`` -> (2.0, 4.0); empty text -> () (no synthesis).
+
+    Raises
+    ------
+    ValueError
+        For a tilt that is not a number > 1.
+    """
+    out = []
+    for part in str(text).replace(" ", "").split(","):
+        if not part:
+            continue
+        try:
+            t = float(part)
+        except ValueError:
+            raise ValueError(f"verify.synthesis_tilts must be numbers separated by commas, "
+                             f"got {text!r}") from None
+        if not 1.0 < t <= 16.0:
+            raise ValueError(f"verify.synthesis_tilts: each tilt must be in (1, 16], got {t}")
+        out.append(t)
+    return tuple(out)
+
+
 class _Section:
     """Validation, help and (de)serialisation shared by the config sections."""
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
             _check_value(type(self).SECTION, f, getattr(self, f.name))
+        self._check()
+
+    def _check(self) -> None:
+        """Checks across fields or beyond type and range (sections override it)."""
 
     @classmethod
     def describe(cls) -> Dict[str, Dict[str, Any]]:
@@ -130,8 +157,13 @@ class VerifyConfig(_Section):
         "descriptors needed)", choices=("ratio", "words"))
     ratio: float = _param(0.85, "Lowe's ratio for method 'ratio' (a little looser than 0.8, "
                           "since RANSAC follows)", low=0.0, high=1.0)
-    min_inliers: int = _param(12, "inlier gate: fewer RANSAC inliers = not verified (common "
-                              "SIFT gates are 10-20)", low=4)
+    acceptance: str = _param(
+        "a-contrario", "when a homography is accepted: 'a-contrario' = its number of false "
+        "alarms is below 1 (ORSA: as many inliers this close are unlikely by chance among "
+        "this many correspondences) and it has at least min_inliers inliers; 'inliers' = "
+        "at least min_inliers inliers", choices=("a-contrario", "inliers"))
+    min_inliers: int = _param(8, "fewest RANSAC inliers of an accepted homography (with "
+                              "acceptance 'inliers', common SIFT gates are 10-20)", low=5)
     weak_geometry: bool = _param(True, "keep only correspondences consistent with the dominant "
                                  "rotation and scale change before RANSAC")
     max_per_word: int = _param(4, "method 'words': words with more features than this in the "
@@ -146,9 +178,27 @@ class VerifyConfig(_Section):
                                      "this factor squared (or its inverse) is degenerate", low=1.0)
     min_area_fraction: float = _param(0.0005, "the projected box must cover at least this "
                                       "fraction of the database image", low=0.0, high=1.0)
+    synthesis_tilts: str = _param(
+        "2.8,5.7", "affine view synthesis of the query box for candidates that fail plain "
+        "verification: tilts tried in order, one step each, with ASIFT's directions "
+        "(empty = off)")
+    synthesis_candidates: int = _param(
+        40, "at most this many unverified images are matched to the views of each tilt "
+        "step, those most similar to the views' own visual words first (0 = off)", low=0)
+    synthesis_features: int = _param(
+        2000, "SIFT features of one tilt step, shared equally by its views (strongest "
+        "first): bounds the matching cost per candidate", low=100)
+    synthesis_fit: str = _param(
+        "view", "'view' = one homography per synthesised view, the best accepted one kept; "
+        "'pooled' = one homography over the matches of all views of a step, duplicates "
+        "within 2 px removed", choices=("view", "pooled"))
     min_weak_inliers: int = _param(0, "when the homography fails, a similarity transform with "
                                    "at least this many inliers still gives a (weak, unverified) "
                                    "region; 0 = off (most weak regions mark wrong images)", low=0)
+
+
+    def _check(self) -> None:
+        parse_tilts(self.synthesis_tilts)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -308,9 +358,12 @@ def parse_assignments(items) -> Dict[str, str]:
 #: Named presets: dotted keys applied over the defaults.
 PRESETS: Dict[str, Dict[str, Any]] = {
     "default": {},
-    "fast": {"verify.method": "words", "mask.method": "projected"},
+    "fast": {"verify.method": "words", "verify.synthesis_candidates": 0,
+             "mask.method": "projected"},
     "paper": {"verify.shortlist": None, "verify.method": "ratio", "verify.refit": False,
-              "verify.min_weak_inliers": 0, "mask.method": "projected"},
+              "verify.min_weak_inliers": 0, "verify.acceptance": "inliers",
+              "verify.min_inliers": 12, "verify.synthesis_candidates": 0,
+              "mask.method": "projected"},
 }
 
 

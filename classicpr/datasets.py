@@ -163,7 +163,7 @@ class RevisitopDataset:
         if not path.is_file():
             raise ClassicPRError(
                 f"pixel labels not found: {path} (PROxford/PRParis labels are published as "
-                "pixel_retrieval_benchmarks.rar; see the README, 'Data sets')")
+                "pixel_retrieval_benchmarks.rar; see classicpr download labels --help)")
         try:
             table = np.load(path, allow_pickle=True).item()  # the benchmark's own format
         except Exception as exc:

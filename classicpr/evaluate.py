@@ -199,20 +199,25 @@ def evaluate_benchmark(root: PathLike, name: str, index_dir: PathLike,
                      config, lp, export_dir, q))
     nq, n_db = len(ds.qimlist), len(index.names)
     ranks = np.zeros((n_db, nq), np.int64)
-    polygons, clean_ious, per_query = {}, {}, []
+    polygons, clean_ious, per_query, counts = {}, {}, [], {}
     t1 = time.perf_counter()
     for q, ranking, polys, ious, timing in run_parallel(_query_worker, jobs, n_jobs,
                                                          desc="queries", progress=progress):
         ranks[:, q] = ranking
         polygons.update({(q, i): p for i, p in polys.items()})
         clean_ious.update({(q, i): v for i, v in ious.items()})
-        per_query.append(sum(timing.values()))
+        per_query.append(sum(timing[k] for k in ("features", "retrieval", "verification", "masks")))
+        for k, v in timing.items():
+            if k.startswith("count_") or k == "synthesis_s":
+                counts.setdefault(k.replace("count_", ""), []).append(v)
     t_queries = time.perf_counter() - t1
     out = _scores(ds, n_db, ranks, polygons, clean_ious, official, labels if has_labels else None)
     if distractors is not None:
         out["distractors"] = n_db - len(db_files)
     out["timing_s"] = {"index_build": t_index, "queries_total": t_queries,
-                       "per_query_median": float(np.median(per_query)) if per_query else 0.0}
+                       "per_query_median": float(np.median(per_query)) if per_query else 0.0,
+                       "synthesis_per_query_median": float(np.median(counts.get("synthesis_s", [0])))}
+    out["verification"] = {k: int(sum(v)) for k, v in counts.items() if k != "synthesis_s"}
     out["config"] = config.to_dict()
     if export_dir is not None:
         export_official(export_dir, ranks, polygons)

@@ -57,7 +57,8 @@ def rootsift(descriptors: np.ndarray, eps: float = 1e-7) -> np.ndarray:
 
 
 def detect_sift(gray: np.ndarray, config: FeatureConfig = FeatureConfig(),
-                scale: float = 1.0) -> Tuple[np.ndarray, np.ndarray]:
+                scale: float = 1.0, mask: Optional[np.ndarray] = None
+                ) -> Tuple[np.ndarray, np.ndarray]:
     """Detect SIFT keypoints and descriptors on an 8-bit grayscale image.
 
     Parameters
@@ -67,6 +68,8 @@ def detect_sift(gray: np.ndarray, config: FeatureConfig = FeatureConfig(),
     config : FeatureConfig
     scale : float
         Pixels of ``gray`` per original pixel; keypoints are returned in original pixels.
+    mask : (H, W) uint8 array, optional
+        Detect only where it is non-zero (e.g. the valid part of a warped view).
 
     Returns
     -------
@@ -82,7 +85,7 @@ def detect_sift(gray: np.ndarray, config: FeatureConfig = FeatureConfig(),
     # OpenCV round and saturate the descriptors itself (the same values as rounding its
     # float output), sparing a float copy per image
     sift = cv2.SIFT_create(config.max_features, 3, config.contrast_threshold, 10, 1.6, cv2.CV_8U)
-    kps, desc = sift.detectAndCompute(gray, None)
+    kps, desc = sift.detectAndCompute(gray, mask)
     if desc is None or len(kps) == 0:
         return empty
     geom = np.empty((len(kps), 4), np.float32)
@@ -101,6 +104,27 @@ def detect_sift(gray: np.ndarray, config: FeatureConfig = FeatureConfig(),
     return geom, np.ascontiguousarray(desc, dtype=np.uint8)
 
 
+def read_gray(image: PathLike | np.ndarray, max_side: int
+                     ) -> Tuple[np.ndarray, float, Tuple[int, int]]:
+    """An image (file, or (H, W[, 3]) uint8 BGR array) as grayscale at feature resolution.
+
+    Returns
+    -------
+    gray : (h, w) uint8 array
+    scale : float
+        Pixels of ``gray`` per original pixel.
+    size : (width, height) of the original image.
+    """
+    if isinstance(image, np.ndarray):
+        gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        size = (gray.shape[1], gray.shape[0])
+        gray, scale = downscale(gray, max_side)
+    else:
+        gray, scale = read_image(image, gray=True, max_side=max_side)
+        size = (int(round(gray.shape[1] / scale)), int(round(gray.shape[0] / scale)))
+    return gray, scale, size
+
+
 def extract_image(path: PathLike | np.ndarray, config: FeatureConfig = FeatureConfig()
                   ) -> Tuple[np.ndarray, np.ndarray, Tuple[int, int]]:
     """Read one image (or take a (H, W[, 3]) uint8 BGR array) and extract its SIFT features.
@@ -115,13 +139,7 @@ def extract_image(path: PathLike | np.ndarray, config: FeatureConfig = FeatureCo
     ImageReadError
         If the image cannot be read.
     """
-    if isinstance(path, np.ndarray):
-        gray = path if path.ndim == 2 else cv2.cvtColor(path, cv2.COLOR_BGR2GRAY)
-        size = (gray.shape[1], gray.shape[0])
-        gray, scale = downscale(gray, config.max_side)
-    else:
-        gray, scale = read_image(path, gray=True, max_side=config.max_side)
-        size = (int(round(gray.shape[1] / scale)), int(round(gray.shape[0] / scale)))
+    gray, scale, size = read_gray(path, config.max_side)
     kps, desc = detect_sift(gray, config, scale)
     return kps, desc, size
 

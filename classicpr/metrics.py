@@ -1,6 +1,6 @@
 """Evaluation: revisitop image mAP and mP@k, PROxford/PRParis mIoU and pixel mAP.
 
-Clean definitions (the default; see README "Metrics"):
+Clean definitions (the default; see ``docs/metrics.md``):
 
 * image mAP: revisitop's trapezoid AP with junk images removed from the ranking; queries
   with no positive under a protocol are left out of the mean (as in revisitop).

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
-from .config import Config, MaskConfig, VerifyConfig, check_index_time
+from .config import Config, MaskConfig, VerifyConfig, check_index_time, parse_tilts
 from .errors import ClassicPRError
-from .features import FeatureStore, extract_image, rootsift
+from .features import detect_sift, read_gray, rootsift
 from .index import Index, StoredImage
 from .invfile import features_in_box
 from .io import read_image
@@ -33,7 +33,8 @@ from .masks import (mask_polygon, projected_mask, refine_region, segment_query,
 from .parallel import effective_n_jobs, run_parallel, single_threaded_opencv
 from .regions import validate_box
 from .verify import (Verification, object_motion, ratio_correspondences, verify_pair,
-                     word_correspondences)
+                     verify_views, word_correspondences)
+from .views import synthesize_views, view_angles
 
 
 @dataclasses.dataclass
@@ -51,6 +52,10 @@ class QueryFeatures:
         Of the query image.
     box : (4,) float64 array
         x1, y1, x2, y2 (the whole image when no box was given).
+    gray : (h, w) uint8 array or None
+        The query at feature resolution (for view synthesis; not sent to workers).
+    scale : float
+        Pixels of ``gray`` per original pixel.
     """
 
     keypoints: np.ndarray
@@ -58,6 +63,8 @@ class QueryFeatures:
     words: np.ndarray
     size: Tuple[int, int]
     box: np.ndarray
+    gray: Optional[np.ndarray] = None
+    scale: float = 1.0
 
 
 @dataclasses.dataclass
@@ -108,6 +115,8 @@ class QueryResult:
     object_H : (3, 3) float64 array or None
         Homography of the correspondences on the query's object segment, when the object
         moves independently of its surroundings (``mask.method="grabcut"``).
+    view_tilt : float
+        1.0, or the tilt of the synthesised query view whose homography verified the image.
     """
 
     image_id: int
@@ -121,10 +130,11 @@ class QueryResult:
     db_points: Optional[np.ndarray] = None
     weak: bool = False
     object_H: Optional[np.ndarray] = None
+    view_tilt: float = 1.0
 
     @property
     def verified(self) -> bool:
-        """True when a homography passed the inlier gate and the degeneracy checks."""
+        """True when a homography was accepted and passed the degeneracy checks."""
         return self.H is not None
 
     @property
@@ -150,13 +160,14 @@ def extract_query(index: Index, image, box=None) -> QueryFeatures:
     ValueError
         For a box that is not inside the image.
     """
-    kps, desc, size = extract_image(image, index.feature_config)
+    gray, scale, size = read_gray(image, index.feature_config.max_side)
+    kps, desc = detect_sift(gray, index.feature_config, scale)
     inside = features_in_box(kps, None if box is None else validate_box(box, size))
     box = (np.array([0, 0, size[0] - 1, size[1] - 1], np.float64) if box is None
            else validate_box(box, size))
     kps, desc = kps[inside], desc[inside]
     words = index.vocabulary.assign(rootsift(desc), n_jobs=1)
-    return QueryFeatures(kps, desc, words, size, box)
+    return QueryFeatures(kps, desc, words, size, box, gray, scale)
 
 
 # ---------------------------------------------------------------------- 3. verification
@@ -187,9 +198,19 @@ def _verify_batch(args) -> List[PairVerification]:
 
 def verify_shortlist(index: Index, query: QueryFeatures, shortlist: Sequence[int],
                      config: VerifyConfig, on_object: Optional[np.ndarray] = None,
-                     object_motion_threshold: float = 0.15, n_jobs: Optional[int] = 1
-                     ) -> List[PairVerification]:
-    """Verify the shortlisted database images, in parallel batches.
+                     object_motion_threshold: float = 0.15, n_jobs: Optional[int] = 1,
+                     stats: Optional[Dict[str, float]] = None) -> Dict[int, PairVerification]:
+    """Verify the shortlisted database images, then (view synthesis) the most similar
+    images that failed, in parallel batches.
+
+    Plain verification runs on every shortlisted image. If any failed and
+    ``config.synthesis_tilts`` is set, the query box is synthesised at the first tilt
+    (:func:`classicpr.views.synthesize_views`, once per query); the views' own visual words
+    query the inverted file, and the ``config.synthesis_candidates`` best-scoring images
+    not verified yet (inside the shortlist or not: at extreme tilts the plain BoW score no
+    longer ranks the right images first) are matched to the views. The next tilt is tried
+    only for those still unverified among its own candidates. Images verified plainly are
+    never matched to views.
 
     Parameters
     ----------
@@ -204,13 +225,19 @@ def verify_shortlist(index: Index, query: QueryFeatures, shortlist: Sequence[int
     object_motion_threshold : float
         See ``MaskConfig.object_motion``.
     n_jobs : int
+    stats : dict, optional
+        Filled with counts: "plain_verified", "synthesis_tried", "synthesis_verified",
+        "views", and "synthesis_s" (seconds in view synthesis and view matching).
 
     Returns
     -------
-    list of PairVerification, in ``shortlist`` order.
+    dict image id -> PairVerification, for every image verified or tried.
     """
+    stats = stats if stats is not None else {}
+    stats.update(plain_verified=0, synthesis_tried=0, synthesis_verified=0, views=0,
+                 synthesis_s=0.0)
     if len(shortlist) == 0:
-        return []
+        return {}
     store = None
     if config.method == "ratio":
         store = index.feature_store()
@@ -219,39 +246,101 @@ def verify_shortlist(index: Index, query: QueryFeatures, shortlist: Sequence[int
                                  "store (INDEX/features), which is missing; verify by words "
                                  "instead (--verify words)")
     candidates = [index.candidate(int(i)) for i in shortlist]
+    sent = dataclasses.replace(query, gray=None)  # workers need no pixels
+    jobs = [(sent, on_object, batch, config, object_motion_threshold, store)
+            for batch in _batches(candidates, n_jobs)]
+    plain = [p for batch in run_parallel(_verify_batch, jobs, n_jobs, progress=False)
+             for p in batch]
+    verified = {c.image_id: p for c, p in zip(candidates, plain)}
+    stats["plain_verified"] = sum(p.plain.verified for p in plain)
+    if query.gray is None or config.synthesis_candidates == 0 or all(p.plain.verified for p in plain):
+        return verified
+    t0 = time.perf_counter()
+    for tilt in parse_tilts(config.synthesis_tilts):
+        per_view = max(1, config.synthesis_features // len(view_angles(tilt)))
+        views = synthesize_views(query.gray, query.scale, query.box, tilt,
+                                 dataclasses.replace(index.feature_config, max_features=per_view))
+        stats["views"] += len(views.angles)
+        if len(views.keypoints) == 0:
+            continue
+        view_words = index.vocabulary.assign(rootsift(views.descriptors), n_jobs=1)
+        ids, _ = index.retrieve(view_words)
+        chosen = [int(i) for i in ids if not (int(i) in verified and verified[int(i)].plain.verified)]
+        chosen = chosen[: config.synthesis_candidates]
+        if not chosen:
+            break
+        jobs = [(views, view_words if config.method == "words" else None, batch, query.box,
+                 config, store)
+                for batch in _batches([index.candidate(i) for i in chosen], n_jobs)]
+        found = [v for batch in run_parallel(_views_batch, jobs, n_jobs, progress=False)
+                 for v in batch]
+        stats["synthesis_tried"] += len(chosen)
+        for i, v in zip(chosen, found):
+            if v.verified:
+                verified[i] = PairVerification(v)
+                stats["synthesis_verified"] += 1
+            elif i not in verified:
+                verified[i] = PairVerification(v)
+    stats["synthesis_s"] = time.perf_counter() - t0
+    return verified
+
+
+def _batches(items: Sequence, n_jobs: Optional[int]) -> List[Sequence]:
+    """Split work into one batch (one core) or 4 batches per core (load balance)."""
     workers = effective_n_jobs(n_jobs)
-    n_batches = 1 if workers == 1 else min(len(candidates), 4 * workers)
-    bounds = np.linspace(0, len(candidates), n_batches + 1).astype(int)
-    jobs = [(query, on_object, candidates[a:b], config, object_motion_threshold, store)
-            for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-    return [p for batch in run_parallel(_verify_batch, jobs, n_jobs, progress=False) for p in batch]
+    n_batches = 1 if workers == 1 else min(len(items), 4 * workers)
+    bounds = np.linspace(0, len(items), n_batches + 1).astype(int)
+    return [items[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+def _views_batch(args) -> List[Verification]:
+    """Match the synthesised views of the query to a batch of candidates (in a worker)."""
+    single_threaded_opencv()
+    views, view_words, candidates, box, config, store = args
+    vroot = rootsift(views.descriptors) if config.method == "ratio" else None
+    out = []
+    for cand in candidates:
+        if config.method == "ratio":
+            qi, di = ratio_correspondences(vroot, rootsift(store.load(cand.name)[1]), config.ratio)
+        else:  # words: bursty words are judged within each view
+            pairs = [word_correspondences(view_words[idx], cand.words, config.max_per_word)
+                     for idx in (views.of_view(v) for v in range(len(views.angles)))]
+            qi = np.concatenate([views.of_view(v)[q] for v, (q, _) in enumerate(pairs)]
+                                + [np.zeros(0, np.int64)])
+            di = np.concatenate([d for _, d in pairs] + [np.zeros(0, np.int64)])
+        out.append(verify_views(views.keypoints, views.view, cand.keypoints, qi, di, box,
+                                cand.size, views.tilt, config, cand.feature_scale))
+    return out
 
 
 # ---------------------------------------------------------------------- 4. ranking
 def rank_results(index: Index, ids: np.ndarray, scores: np.ndarray,
-                 verified: Sequence[PairVerification]) -> List[QueryResult]:
-    """Results in final order: the verified images of the shortlist first (most inliers
-    first), then every other image by BoW score.
+                 verified: Mapping[int, PairVerification]) -> List[QueryResult]:
+    """Results in final order: verified images first (most inliers first), then every
+    other image in BoW order.
 
     Parameters
     ----------
     ids, scores : (n,) arrays
         The BoW ranking of the whole database.
-    verified : list of PairVerification
-        For the first ``len(verified)`` entries of ``ids``.
+    verified : mapping image id -> PairVerification
+        The images verification tried (verified or not).
     """
     results = [QueryResult(int(i), index.names[i], float(s)) for i, s in zip(ids, scores)]
-    for r, pv in zip(results, verified):
+    for r in results:
+        pv = verified.get(r.image_id)
+        if pv is None:
+            continue
         v = pv.plain
-        r.inliers, r.H = v.inliers, v.H
+        r.inliers, r.H, r.view_tilt = v.inliers, v.H, v.view_tilt
         if v.localised:
             r.polygon, r.db_points, r.weak = v.quad, v.db_points, v.weak
         if pv.on_object is not None:
             r.object_H = pv.on_object.H
-    head = results[: len(verified)]
-    head.sort(key=lambda r: (not r.verified, -r.inliers if r.verified else 0, -r.score, r.image_id))
-    results[: len(verified)] = head
-    return results
+    order = sorted(range(len(results)), key=lambda k: (
+        (0, -results[k].inliers, -results[k].score, results[k].image_id)
+        if results[k].verified else (1, k, 0, 0)))
+    return [results[k] for k in order]
 
 
 # ---------------------------------------------------------------------- 5. masks
@@ -333,7 +422,9 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
     n_jobs : int
         Cores for verification and masks.
     timing : dict, optional
-        Filled with seconds spent in "features", "retrieval", "verification", "masks".
+        Filled with seconds spent in "features", "retrieval", "verification" (of which
+        "synthesis_s" in view synthesis), "masks", and the counts of
+        :func:`verify_shortlist` ("count_plain_verified", "count_synthesis_tried", ...).
 
     Returns
     -------
@@ -357,8 +448,9 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
     if config.mask.method == "grabcut" and len(shortlist):
         segment, on_object = query_object_segment(image, query, config.mask)
     t_segment = time.perf_counter() - t2  # counted in the mask stage
+    stats: Dict[str, float] = {}
     verified = verify_shortlist(index, query, shortlist, config.verify, on_object,
-                                config.mask.object_motion, n_jobs)
+                                config.mask.object_motion, n_jobs, stats)
     t3 = time.perf_counter()
     results = rank_results(index, ids, scores, verified)
     if top is not None:
@@ -368,4 +460,5 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
     if timing is not None:
         timing.update(features=t1 - t0, retrieval=t2 - t1, verification=t3 - t2 - t_segment,
                       masks=t4 - t3 + t_segment)
+        timing.update({f"count_{k}" if k != "synthesis_s" else k: v for k, v in stats.items()})
     return results

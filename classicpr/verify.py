@@ -1,16 +1,17 @@
 """Spatial verification: tentative correspondences, RANSAC homography, degeneracy checks.
 
-Correspondences, two ways. By default (``method="ratio"``) the query's in-box RootSIFT
-descriptors are matched to each candidate's descriptors, read from the index's feature
-store (not from the images), with Lowe's ratio test. ``method="words"`` needs no raw
-descriptors: a query feature and a database feature correspond when they fall in the same
-visual word (Philbin et al., "fast spatial matching", from the direct index), with bursty
-words dropped and a weak geometric consistency filter (dominant rotation and scale
-change) before RANSAC. The measured comparison is in the README ("Verification"): word
-correspondences have ~95 % outliers on hard viewpoint changes and lose those pairs.
+Correspondences, two ways. ``method="ratio"`` (default) matches the query's in-box
+RootSIFT descriptors to each candidate's descriptors, read from the index's feature store,
+with Lowe's ratio test. ``method="words"`` needs no raw descriptors: a query feature and a
+database feature correspond when they fall in the same visual word (Philbin et al., "fast
+spatial matching", from the direct index), with bursty words dropped and a weak geometric
+consistency filter (dominant rotation and scale change) before RANSAC. Word
+correspondences carry far more outliers on strong viewpoint changes
+(``docs/benchmarks.md``, "Verification").
 
 The homography is estimated with OpenCV's USAC MAGSAC++ (deterministic: OpenCV's USAC
-seeds its own generator), chosen by measurement (README, "Verification").
+seeds its own generator), the fastest of OpenCV's estimators at equal accuracy on planar
+pairs with published homographies (``benchmarks/homography.py``).
 """
 from __future__ import annotations
 
@@ -38,6 +39,10 @@ class Verification:
         The query box projected into the database image (unclipped).
     db_points : (n_inliers, 2) float32 array
         Database-image locations (x, y) of the inliers (GrabCut seeds).
+    log_nfa : float
+        log10 of the homography's number of false alarms (:func:`log_nfa`; inf if none).
+    view_tilt : float
+        1.0 for plain verification; the tilt of the synthesised query view that verified it.
     reason : str
         Why the image was not verified ("" when verified).
     weak : bool
@@ -51,6 +56,8 @@ class Verification:
     H: Optional[np.ndarray] = None
     quad: Optional[np.ndarray] = None
     db_points: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 2), np.float32))
+    log_nfa: float = float("inf")
+    view_tilt: float = 1.0
     reason: str = ""
     weak: bool = False
 
@@ -161,6 +168,107 @@ def ratio_correspondences(query_desc: np.ndarray, db_desc: np.ndarray, ratio: fl
     return rows.astype(np.int64), nn[keep, 0].astype(np.int64)
 
 
+def log_nfa(residuals: np.ndarray, n: int, area: float, sample_size: int = 4,
+            min_error: float = 0.5) -> float:
+    """log10 of the number of false alarms of a model (a-contrario test, ORSA / AC-RANSAC,
+    Moisan and Stival 2004; Moisan, Moulon and Monasse 2012).
+
+    For the k correspondences with the smallest residuals,
+    ``NFA(k) = (n - s) C(n, k) C(k, s) alpha_k^(k - s)``, where ``alpha_k`` is the
+    probability that a database point placed uniformly at random in the image falls within
+    the k-th smallest residual of its prediction (``pi e_k^2 / area``): the expected number
+    of models as good as this one among all the models that chance correspondences could
+    give. A model is meaningful when ``min_k NFA(k) < 1``.
+
+    Parameters
+    ----------
+    residuals : (m,) float array
+        Reprojection errors in the database image (pixels), of the correspondences the
+        model was fitted on.
+    n : int
+        Number of tentative correspondences the model was selected among (>= m).
+    area : float
+        Database image area in pixels.
+    sample_size : int
+        Correspondences of a minimal sample (4 for a homography).
+    min_error : float
+        Residuals below this are counted as this (keypoint localisation noise).
+
+    Returns
+    -------
+    float
+        ``min_k log10 NFA(k)`` over k = sample_size + 1 ... m (inf when m <= sample_size).
+    """
+    from math import lgamma, log
+    e = np.sort(np.maximum(np.asarray(residuals, np.float64), min_error))
+    s, m = sample_size, len(e)
+    if m <= s or n <= s:
+        return float("inf")
+    k = np.arange(s + 1, m + 1)
+    alpha = np.minimum(np.pi * e[k - 1] ** 2 / max(area, 1.0), 1.0)
+    lg = np.vectorize(lgamma)
+    log_c_nk = (lgamma(n + 1) - lg(k + 1) - lg(n - k + 1)) / log(10)
+    log_c_ks = (lg(k + 1) - lgamma(s + 1) - lg(k - s + 1)) / log(10)
+    values = np.log10(n - s) + log_c_nk + log_c_ks + (k - s) * np.log10(alpha)
+    return float(values.min())
+
+
+def ratio_correspondences_in_words(query_desc: np.ndarray, query_words: np.ndarray,
+                                   db_desc: np.ndarray, db_words: np.ndarray, ratio: float = 0.85
+                                   ) -> Tuple[np.ndarray, np.ndarray]:
+    """Ratio-test matches where each query descriptor is compared only with the database
+    descriptors of its k nearest visual words (an inverted-file approximation of
+    :func:`ratio_correspondences`, ~100x fewer distance computations for k = 8 of 8,192
+    words).
+
+    A query descriptor's exact nearest neighbour lies in one of its k nearest words with
+    high probability; its second nearest, less often. A descriptor with a single
+    candidate is matched only when that candidate is closer than ``ratio`` times the
+    distance to the farthest of its k words' centres (distinct among the descriptors near
+    it).
+
+    Parameters
+    ----------
+    query_desc : (M, D) float32 array, unit rows
+    query_words : (M, k) int array
+        The k nearest words of each query descriptor.
+    db_desc : (N, D) float32 array, unit rows
+    db_words : (N,) int array
+        Word of each database descriptor.
+    ratio : float
+
+    Returns
+    -------
+    qi, di : (P,) int64 arrays.
+    """
+    none = np.zeros(0, np.int64), np.zeros(0, np.int64)
+    m, k = query_words.shape if query_words.ndim == 2 else (len(query_words), 1)
+    if m == 0 or len(db_words) == 0:
+        return none
+    order = np.argsort(db_words, kind="stable")
+    sorted_words = np.asarray(db_words, np.int64)[order]
+    flat = np.asarray(query_words, np.int64).reshape(-1)
+    start = np.searchsorted(sorted_words, flat, side="left")
+    count = np.searchsorted(sorted_words, flat, side="right") - start
+    if count.sum() == 0:
+        return none
+    owner = np.repeat(np.arange(m).repeat(k), count)
+    within = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+    cand = order[np.repeat(start, count) + within]
+    sims = np.einsum("ij,ij->i", query_desc[owner], db_desc[cand])
+    dist = np.sqrt(np.maximum(2.0 - 2.0 * sims, 0.0))
+    by = np.lexsort((dist, owner))  # per query descriptor, nearest candidate first
+    owner, cand, dist = owner[by], cand[by], dist[by]
+    first = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    n_cand = np.diff(np.r_[first, len(owner)])
+    second = np.where(n_cand > 1, dist[np.minimum(first + 1, len(dist) - 1)], np.inf)
+    keep = dist[first] < ratio * second
+    single = n_cand == 1
+    if single.any():  # no second candidate: compare with the query's k-th word centre
+        keep[single] = False
+    return owner[first][keep].astype(np.int64), cand[first][keep].astype(np.int64)
+
+
 def check_homography(H: np.ndarray, box: np.ndarray, db_size: Tuple[int, int],
                      config: VerifyConfig) -> Tuple[Optional[np.ndarray], str]:
     """Project the query box and reject degenerate homographies.
@@ -196,7 +304,7 @@ def check_homography(H: np.ndarray, box: np.ndarray, db_size: Tuple[int, int],
 
 def verify_pair(query_kps: np.ndarray, db_kps: np.ndarray, qi: np.ndarray, di: np.ndarray,
                 box: np.ndarray, db_size: Tuple[int, int], config: VerifyConfig = VerifyConfig(),
-                feature_scale: float = 1.0) -> Verification:
+                feature_scale: float = 1.0, log_nfa_offset: float = 0.0) -> Verification:
     """Estimate a query -> database homography from tentative correspondences.
 
     Parameters
@@ -214,11 +322,15 @@ def verify_pair(query_kps: np.ndarray, db_kps: np.ndarray, qi: np.ndarray, di: n
     feature_scale : float
         Original pixels per feature pixel of the database image (``ransac_threshold`` is
         multiplied by it).
+    log_nfa_offset : float
+        Added to the model's log10 NFA: log10 of the number of such tests made for this
+        image (multiple synthesised views).
 
     Returns
     -------
     Verification
     """
+    n_tentative = len(qi)
     if config.weak_geometry and len(qi):
         keep = consistent_correspondences(query_kps, db_kps, qi, di)
         qi, di = qi[keep], di[keep]
@@ -260,6 +372,15 @@ def verify_pair(query_kps: np.ndarray, db_kps: np.ndarray, qi: np.ndarray, di: n
     if quad is None:
         result.reason = reason
         return _weak_localisation(result, src, dst, box, db_size, config, thr)
+    # significance of the model: residuals of the de-duplicated inliers, among all the
+    # tentative correspondences it was selected from
+    residual = np.linalg.norm(cv2.perspectiveTransform(
+        src[inl_idx].reshape(-1, 1, 2).astype(np.float64), H).reshape(-1, 2) - dst[inl_idx], axis=1)
+    result.log_nfa = log_nfa_offset + log_nfa(residual, max(n_tentative, n_inl),
+                                              float(db_size[0]) * float(db_size[1]))
+    if config.acceptance == "a-contrario" and result.log_nfa >= 0:
+        result.reason = f"not meaningful (log10 NFA {result.log_nfa:.1f} >= 0)"
+        return _weak_localisation(result, src, dst, box, db_size, config, thr)
     result.H = H / H[2, 2]
     result.quad = quad
     return result
@@ -294,3 +415,57 @@ def _weak_localisation(result: Verification, src: np.ndarray, dst: np.ndarray, b
         keep = inl.ravel().astype(bool)
         result.db_points = dst[keep]
     return result
+
+
+def verify_views(view_kps: np.ndarray, view_of: np.ndarray, db_kps: np.ndarray, qi: np.ndarray,
+                 di: np.ndarray, box: np.ndarray, db_size: Tuple[int, int], tilt: float,
+                 config: VerifyConfig = VerifyConfig(), feature_scale: float = 1.0
+                 ) -> Verification:
+    """Verify a candidate from the correspondences of synthesised query views.
+
+    Parameters
+    ----------
+    view_kps : (N, 4) float array
+        Features of the views (x, y in query pixels; scale and orientation in each view).
+    view_of : (N,) int array
+        View of each feature.
+    db_kps : (D, 4) float array
+    qi, di : (P,) int arrays
+        Correspondences (indices into ``view_kps`` and ``db_kps``).
+    box, db_size, config, feature_scale
+        As for :func:`verify_pair`.
+    tilt : float
+        The views' tilt (recorded in the result).
+
+    Returns
+    -------
+    Verification
+        With ``config.synthesis_fit == "view"`` the accepted homography of the view with
+        the most inliers; with ``"pooled"`` one homography over all views' correspondences,
+        after removing those that repeat a database feature and a query position within
+        2 px (neighbouring views detect the same point). Not verified when none is accepted.
+    """
+    best = Verification(reason="no view verified")
+    if config.synthesis_fit == "pooled":
+        key = np.column_stack([np.floor(view_kps[qi, :2] / 2.0).astype(np.int64), di])
+        _, first = np.unique(key, axis=0, return_index=True)
+        keep = np.sort(first)
+        best = verify_pair(view_kps, db_kps, qi[keep], di[keep], box, db_size,
+                           dataclasses.replace(config, weak_geometry=False), feature_scale)
+    else:
+        views = view_of[qi]
+        tested = np.unique(views)
+        # one homography per view is one test per view: the a-contrario bound counts them
+        # all (NFA multiplied by the number of views), so that trying more views does not
+        # raise the number of false alarms
+        extra = float(np.log10(max(len(np.unique(view_of)), 1)))
+        for v in tested:
+            sel = views == v
+            if sel.sum() < config.min_inliers:
+                continue
+            r = verify_pair(view_kps, db_kps, qi[sel], di[sel], box, db_size, config,
+                            feature_scale, log_nfa_offset=extra)
+            if r.verified and (not best.verified or r.inliers > best.inliers):
+                best = r
+    best.view_tilt = tilt
+    return best
