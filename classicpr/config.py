@@ -179,14 +179,14 @@ class VerifyConfig(_Section):
     min_area_fraction: float = _param(0.0005, "the projected box must cover at least this "
                                       "fraction of the database image", low=0.0, high=1.0)
     synthesis_tilts: str = _param(
-        "2.8,5.7", "affine view synthesis of the query box for candidates that fail plain "
+        "2.8", "affine view synthesis of the query box for candidates that fail plain "
         "verification: tilts tried in order, one step each, with ASIFT's directions "
         "(empty = off)")
     synthesis_candidates: int = _param(
-        40, "at most this many unverified images are matched to the views of each tilt "
+        50, "at most this many unverified images are matched to the views of each tilt "
         "step, those most similar to the views' own visual words first (0 = off)", low=0)
     synthesis_features: int = _param(
-        2000, "SIFT features of one tilt step, shared equally by its views (strongest "
+        1500, "SIFT features of one tilt step, shared equally by its views (strongest "
         "first): bounds the matching cost per candidate", low=100)
     synthesis_fit: str = _param(
         "view", "'view' = one homography per synthesised view, the best accepted one kept; "
@@ -207,7 +207,7 @@ class MaskConfig(_Section):
 
     Attributes
     ----------
-    method, top, work_side, iterations, object_motion, min_object_fraction,
+    method, top, work_side, iterations, plane_coverage, min_votes, min_object_fraction,
     max_object_fraction, margin, min_keep, min_inlier_cover, seed
         See each field's ``help`` (``MaskConfig.describe()``).
     """
@@ -215,18 +215,24 @@ class MaskConfig(_Section):
     SECTION = "mask"
     method: str = _param(
         "grabcut", "'projected' = the query box projected by the homography; 'grabcut' = "
-        "the query's GrabCut object segment carried by its own homography where the object "
-        "moves independently, else the projected box; 'grabcut-region' = GrabCut refinement "
-        "of the projected region in the database image",
+        "the projected box where the box moves as one rigid plane, else the query's object "
+        "(its GrabCut segment) localised by Hough voting of its matches and segmented by "
+        "GrabCut in the database image; "
+        "'grabcut-region' = GrabCut refinement of the projected region",
         choices=("projected", "grabcut", "grabcut-region"))
     top: Optional[int] = _param(None, "compute masks for at most this many localised results, "
                                 "best first", low=0, none="every localised result returned")
     work_side: int = _param(384, "long side of the image or crop GrabCut runs on", low=32)
     iterations: int = _param(4, "GrabCut iterations", low=1)
-    object_motion: float = _param(
-        0.15, "'grabcut': a box corner must move by more than this fraction of the region's "
-        "diagonal between the object's homography and that of all matches for the object to "
-        "count as moving independently (two fits of one plane differ by a few percent)", low=0.0)
+    plane_coverage: float = _param(
+        0.85, "'grabcut': a verified image keeps the projected box (a rigid plane) when the "
+        "homography's inliers reach at least this fraction of the 4x4 cells of the query "
+        "box that hold features; below it the matches cover only part of the box (a moving "
+        "or deforming object, a changed background) and the object is localised and "
+        "segmented instead", low=0.0, high=1.0)
+    min_votes: int = _param(
+        3, "'grabcut': smallest Hough cluster of the object's correspondences that localises "
+        "it (Lowe's 3)", low=3)
     min_object_fraction: float = _param(0.10, "'grabcut': the query segment must cover at "
                                         "least this fraction of the box", low=0.0, high=1.0)
     max_object_fraction: float = _param(0.95, "'grabcut': ... and at most this fraction",

@@ -1,26 +1,18 @@
-"""Pixel masks: the projected query box, and GrabCut-based object masks where they are justified.
-
-Three methods (``MaskConfig.method``):
+"""Pixel masks of verified images: the projected query box, GrabCut of the query's object.
 
 ``"projected"`` -- the benchmark paper's own pixel baseline: the query box projected by
-the homography, filled and clipped to the image.
+the homography, filled and clipped to the image (:func:`projected_mask`).
 
-``"grabcut"`` (default) -- motion-aware object transfer. GrabCut segments the object inside the
-query box (rect initialisation, on the query image at reduced resolution). For every
-verified image a second homography is fitted on the correspondences whose query feature
-lies on that segment. If it moves the box clearly differently from the homography of all
-matches (a box corner shifts by more than ``object_motion`` of the region's diagonal), the
-object moves independently of its surroundings (a person, an animal, a car in front of a
-background): the mask is the query segment warped by the object's homography. Otherwise
-the box content moves as one rigid plane, as on a facade or a planar scene, and the
-projected box is kept, since there the label is the whole box and carving it can only
-lose. A segment covering < 10 % or > 95 % of the box gives no object hypothesis.
+``"grabcut"`` (default) -- the projected box where the box moves as one rigid plane;
+elsewhere the query's object, segmented in the query box by GrabCut
+(:func:`segment_query`), localised and segmented in the database image by
+:mod:`classicpr.objects`.
 
 ``"grabcut-region"`` -- GrabCut refinement of the projected region inside the database
 image, seeded by verification (inlier keypoints sure foreground, far outside the region
 sure background), on a crop at reduced resolution, with guards (too small a result, or one
-that drops the inliers, falls back to the projected region). Measured on prmini-dev it
-lowers S-mIoU (it carves texture out of planar boxes), so it is not the default.
+that drops the inliers, falls back to the projected region) (:func:`refine_region`). It
+carves texture out of planar boxes, so it is not the default.
 
 GrabCut initialisations are seeded (``cv2.setRNGSeed``), so masks are deterministic.
 """
@@ -87,13 +79,6 @@ def segment_query(image: np.ndarray, box, config: MaskConfig = MaskConfig()) -> 
     if not config.min_object_fraction <= frac <= config.max_object_fraction:
         return None
     return cv2.resize(fg, (w, h), interpolation=cv2.INTER_NEAREST) > 0
-
-
-def transfer_segment(segment: np.ndarray, H: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
-    """Warp a query segment (H_q, W_q) bool into a database image of ``size`` by homography H."""
-    warped = cv2.warpPerspective(segment.astype(np.uint8) * 255, np.asarray(H, np.float64),
-                                 (int(size[0]), int(size[1])), flags=cv2.INTER_LINEAR)
-    return warped > 127
 
 
 def mask_polygon(mask: np.ndarray) -> Optional[np.ndarray]:

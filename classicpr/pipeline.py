@@ -28,11 +28,11 @@ from .features import detect_sift, read_gray, rootsift
 from .index import Index, StoredImage
 from .invfile import features_in_box
 from .io import read_image
-from .masks import (mask_polygon, projected_mask, refine_region, segment_query,
-                    transfer_segment)
+from .masks import mask_polygon, projected_mask, refine_region, segment_query
+from .objects import ObjectLocation, carry_segment, hough_localise, object_mask
 from .parallel import effective_n_jobs, run_parallel, single_threaded_opencv
 from .regions import validate_box
-from .verify import (Verification, object_motion, ratio_correspondences, verify_pair,
+from .verify import (Verification, inlier_coverage, ratio_correspondences, verify_pair,
                      verify_views, word_correspondences)
 from .views import synthesize_views, view_angles
 
@@ -68,20 +68,47 @@ class QueryFeatures:
 
 
 @dataclasses.dataclass
+class ObjectCue:
+    """What verification needs of the query's object (its GrabCut segment).
+
+    Attributes
+    ----------
+    on_object : (M,) bool array
+        Which query features lie on the segment.
+    box : (4,) float array
+        The segment's bounding box x1, y1, x2, y2.
+    plane_coverage, min_votes
+        See :class:`classicpr.config.MaskConfig`.
+    """
+
+    on_object: np.ndarray
+    box: np.ndarray
+    plane_coverage: float
+    min_votes: int
+
+
+@dataclasses.dataclass
 class PairVerification:
-    """Verification of one shortlisted image.
+    """Verification of one database image.
 
     Attributes
     ----------
     plain : Verification
-        Homography of all correspondences.
-    on_object : Verification or None
-        Homography of the correspondences on the query's object segment, when it moves
-        the box clearly differently from ``plain`` (an object moving on its own).
+        The homography (plain or from synthesised views).
+    rigid : bool
+        The homography is accepted and its inliers cover the query box
+        (:func:`classicpr.verify.inlier_coverage`): the box moves as one rigid plane.
+    object_location : ObjectLocation or None
+        Where the query's object is, from the Hough clustering of its correspondences, when
+        the box is not one rigid plane.
+    object_points : (K, 2) float32 array or None
+        Database positions of the object's matched features (GrabCut seeds).
     """
 
     plain: Verification
-    on_object: Optional[Verification] = None
+    rigid: bool = False
+    object_location: Optional[ObjectLocation] = None
+    object_points: Optional[np.ndarray] = None
 
 
 @dataclasses.dataclass
@@ -106,15 +133,20 @@ class QueryResult:
     mask : (H, W) bool array or None
         Pixel mask (for the localised results whose masks were computed).
     mask_method : str
-        "projected", "object" (query segment carried by ``object_H``), "grabcut-region",
-        or "" (no mask).
+        "projected", "object" (GrabCut of the localised object), "object-carried" (the
+        query segment carried by the object's similarity, where GrabCut failed),
+        "grabcut-region", or "" (no mask).
     db_points : (P, 2) float32 array or None
         Inlier locations in the database image.
     weak : bool
         True for a similarity-transform region of an unverified image.
-    object_H : (3, 3) float64 array or None
-        Homography of the correspondences on the query's object segment, when the object
-        moves independently of its surroundings (``mask.method="grabcut"``).
+    rigid : bool
+        Verified, and the homography's inliers cover the box: a rigid plane.
+    object_location : ObjectLocation or None
+        The query's object localised by Hough voting (``mask.method="grabcut"``) on a
+        verified image whose box is not one rigid plane.
+    object_points : (K, 2) float32 array or None
+        Matched object points in the database image.
     view_tilt : float
         1.0, or the tilt of the synthesised query view whose homography verified the image.
     """
@@ -129,7 +161,9 @@ class QueryResult:
     mask_method: str = ""
     db_points: Optional[np.ndarray] = None
     weak: bool = False
-    object_H: Optional[np.ndarray] = None
+    rigid: bool = False
+    object_location: Optional[ObjectLocation] = None
+    object_points: Optional[np.ndarray] = None
     view_tilt: float = 1.0
 
     @property
@@ -139,7 +173,7 @@ class QueryResult:
 
     @property
     def localised(self) -> bool:
-        """True when the box has a region in this image (verified, or weakly localised)."""
+        """True when the query has a region in this image (verified, or weakly localised)."""
         return self.polygon is not None
 
 
@@ -175,7 +209,7 @@ def _verify_batch(args) -> List[PairVerification]:
     """Verify a batch of candidates in a worker; descriptors (ratio method) are read from
     the feature store one candidate at a time, so memory stays bounded."""
     single_threaded_opencv()
-    query, on_object, candidates, config, min_motion, store = args
+    query, cue, candidates, config, store = args
     qroot = rootsift(query.descriptors) if config.method == "ratio" else None
     out = []
     for cand in candidates:
@@ -185,21 +219,36 @@ def _verify_batch(args) -> List[PairVerification]:
             qi, di = word_correspondences(query.words, cand.words, config.max_per_word)
         v = verify_pair(query.keypoints, cand.keypoints, qi, di, query.box, cand.size, config,
                         cand.feature_scale)
-        obj = None
-        if on_object is not None and v.verified:
-            sel = on_object[qi]
-            obj = verify_pair(query.keypoints, cand.keypoints, qi[sel], di[sel], query.box,
-                              cand.size, config, cand.feature_scale)
-            if not obj.verified or object_motion(v, obj) <= min_motion:
-                obj = None
-        out.append(PairVerification(v, obj))
+        out.append(_with_object(PairVerification(v), query, cue, cand, qi, di))
     return out
 
 
+def _with_object(pv: PairVerification, query: QueryFeatures, cue: Optional[ObjectCue],
+                 cand: StoredImage, qi: np.ndarray, di: np.ndarray) -> PairVerification:
+    """For a verified image: rigid plane, or an object to localise by Hough voting.
+
+    Unverified images are not localised this way: clusters of 3-10 agreeing votes occur by
+    chance on unrelated images about as often as on true ones (docs/benchmarks.md)."""
+    v = pv.plain
+    if not v.verified:
+        return pv
+    pv.rigid = cue is None or inlier_coverage(
+        v.query_points, query.keypoints[:, :2], query.box, v.H, cand.size) >= cue.plane_coverage
+    if cue is None or pv.rigid:
+        return pv
+    sel = cue.on_object[qi]
+    loc = hough_localise(query.keypoints, cand.keypoints, qi[sel], di[sel], cue.box,
+                         cue.min_votes)
+    if loc is not None:
+        pv.object_location = loc
+        pv.object_points = cand.keypoints[di[sel][loc.inliers], :2].astype(np.float32)
+    return pv
+
+
 def verify_shortlist(index: Index, query: QueryFeatures, shortlist: Sequence[int],
-                     config: VerifyConfig, on_object: Optional[np.ndarray] = None,
-                     object_motion_threshold: float = 0.15, n_jobs: Optional[int] = 1,
-                     stats: Optional[Dict[str, float]] = None) -> Dict[int, PairVerification]:
+                     config: VerifyConfig, cue: Optional[ObjectCue] = None,
+                     n_jobs: Optional[int] = 1, stats: Optional[Dict[str, float]] = None
+                     ) -> Dict[int, PairVerification]:
     """Verify the shortlisted database images, then (view synthesis) the most similar
     images that failed, in parallel batches.
 
@@ -219,11 +268,9 @@ def verify_shortlist(index: Index, query: QueryFeatures, shortlist: Sequence[int
     shortlist : sequence of int
         Database ids to verify.
     config : VerifyConfig
-    on_object : (M,) bool array, optional
-        Which query features lie on the query's object segment; when given, each verified
-        image also gets the homography of those features' correspondences.
-    object_motion_threshold : float
-        See ``MaskConfig.object_motion``.
+    cue : ObjectCue, optional
+        The query's object: when given, each image whose box is not one rigid plane gets
+        the object's Hough localisation.
     n_jobs : int
     stats : dict, optional
         Filled with counts: "plain_verified", "synthesis_tried", "synthesis_verified",
@@ -247,8 +294,7 @@ def verify_shortlist(index: Index, query: QueryFeatures, shortlist: Sequence[int
                                  "instead (--verify words)")
     candidates = [index.candidate(int(i)) for i in shortlist]
     sent = dataclasses.replace(query, gray=None)  # workers need no pixels
-    jobs = [(sent, on_object, batch, config, object_motion_threshold, store)
-            for batch in _batches(candidates, n_jobs)]
+    jobs = [(sent, cue, batch, config, store) for batch in _batches(candidates, n_jobs)]
     plain = [p for batch in run_parallel(_verify_batch, jobs, n_jobs, progress=False)
              for p in batch]
     verified = {c.image_id: p for c, p in zip(candidates, plain)}
@@ -276,8 +322,8 @@ def verify_shortlist(index: Index, query: QueryFeatures, shortlist: Sequence[int
                  for v in batch]
         stats["synthesis_tried"] += len(chosen)
         for i, v in zip(chosen, found):
-            if v.verified:
-                verified[i] = PairVerification(v)
+            if v.verified:  # a homography across views: the box is a plane
+                verified[i] = PairVerification(v, rigid=True)
                 stats["synthesis_verified"] += 1
             elif i not in verified:
                 verified[i] = PairVerification(v)
@@ -335,8 +381,7 @@ def rank_results(index: Index, ids: np.ndarray, scores: np.ndarray,
         r.inliers, r.H, r.view_tilt = v.inliers, v.H, v.view_tilt
         if v.localised:
             r.polygon, r.db_points, r.weak = v.quad, v.db_points, v.weak
-        if pv.on_object is not None:
-            r.object_H = pv.on_object.H
+        r.rigid, r.object_location, r.object_points = pv.rigid, pv.object_location, pv.object_points
     order = sorted(range(len(results)), key=lambda k: (
         (0, -results[k].inliers, -results[k].score, results[k].image_id)
         if results[k].verified else (1, k, 0, 0)))
@@ -345,14 +390,14 @@ def rank_results(index: Index, ids: np.ndarray, scores: np.ndarray,
 
 # ---------------------------------------------------------------------- 5. masks
 def query_object_segment(image, query: QueryFeatures, config: MaskConfig
-                         ) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
-    """GrabCut segment of the object in the query box and which query features lie on it.
+                         ) -> Tuple[Optional[np.ndarray], Optional[ObjectCue]]:
+    """GrabCut segment of the object in the query box, and the cue verification uses.
 
     Returns
     -------
     segment : (H, W) bool array or None
         None when GrabCut finds no plausible object.
-    on_object : (M,) bool array or None
+    cue : ObjectCue or None
     """
     if isinstance(image, np.ndarray):
         colour = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
@@ -363,7 +408,17 @@ def query_object_segment(image, query: QueryFeatures, config: MaskConfig
         return None, None
     w, h = query.size
     xy = np.clip(np.rint(query.keypoints[:, :2]).astype(int), 0, [w - 1, h - 1])
-    return segment, segment[xy[:, 1], xy[:, 0]]
+    ys, xs = np.nonzero(segment)
+    box = np.array([xs.min(), ys.min(), xs.max(), ys.max()], np.float64)
+    return segment, ObjectCue(segment[xy[:, 1], xy[:, 0]], box, config.plane_coverage,
+                              config.min_votes)
+
+
+def _object_mask_one(args):
+    single_threaded_opencv()
+    path, carried, points, config = args
+    image, _ = read_image(path, gray=False)
+    return object_mask(image, carried, points, config)
 
 
 def _refine_one(args):
@@ -375,30 +430,41 @@ def _refine_one(args):
 
 def compute_masks(index: Index, results: Sequence[QueryResult], segment: Optional[np.ndarray],
                   config: MaskConfig, n_jobs: Optional[int] = 1) -> None:
-    """Fill ``mask``, ``mask_method`` (and for object masks ``polygon``) of the localised
-    results among ``results`` (at most ``config.top`` of them), in place.
+    """Fill ``mask``, ``mask_method`` and ``polygon`` of the localised results among
+    ``results`` (at most ``config.top`` of them), in place.
 
-    The "grabcut-region" method reads database images (``index.image_path``); the others
-    use only the index.
+    Rigid planes (and every verified image with ``method="projected"``) get the projected
+    box; with ``method="grabcut"`` a localised object is segmented by GrabCut in the
+    database image (:func:`classicpr.objects.object_mask`), falling back to the carried
+    query segment, and a verified image whose object could not be localised keeps its
+    projected box. "grabcut" and "grabcut-region" read database images
+    (``index.image_path``).
     """
     localised = [r for r in results if r.localised]
     if config.top is not None:
         localised = localised[: config.top]
-    refine = [r for r in localised if config.method == "grabcut-region" and r.verified]
+    refine, objects = [], []
     for r in localised:
-        if config.method == "grabcut-region" and r.verified:
-            continue
         size = index.image_size(r.image_id)
-        if r.object_H is not None and segment is not None:
-            mask = transfer_segment(segment, r.object_H, size)
-            poly = mask_polygon(mask)
-            if poly is not None:
-                r.mask, r.polygon, r.mask_method = mask, poly, "object"
-                continue
-        r.mask, r.mask_method = projected_mask(r.polygon, size), "projected"
+        if config.method == "grabcut-region" and r.verified:
+            refine.append(r)
+        elif (config.method == "grabcut" and segment is not None and not r.rigid
+              and r.object_location is not None):
+            objects.append((r, carry_segment(segment, r.object_location.transform, size)))
+        else:
+            r.mask, r.mask_method = projected_mask(r.polygon, size), "projected"
     jobs = [(index.image_path(r.image_id), r.polygon, r.db_points, config) for r in refine]
     for r, m in zip(refine, run_parallel(_refine_one, jobs, n_jobs, progress=False)):
         r.mask, r.mask_method = m.mask, m.method
+    jobs = [(index.image_path(r.image_id), carried, r.object_points, config)
+            for r, carried in objects]
+    for (r, carried), m in zip(objects, run_parallel(_object_mask_one, jobs, n_jobs, progress=False)):
+        mask, method = (m, "object") if m is not None else (carried, "object-carried")
+        poly = mask_polygon(mask)
+        if poly is not None:
+            r.mask, r.polygon, r.mask_method = mask, poly, method
+        else:
+            r.mask, r.mask_method = projected_mask(r.polygon, index.image_size(r.image_id)), "projected"
 
 
 # ---------------------------------------------------------------------- the query
@@ -444,13 +510,12 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
     ids, scores = index.retrieve(query.words)
     t2 = time.perf_counter()
     shortlist = ids if config.verify.shortlist is None else ids[: config.verify.shortlist]
-    segment = on_object = None
+    segment = cue = None
     if config.mask.method == "grabcut" and len(shortlist):
-        segment, on_object = query_object_segment(image, query, config.mask)
+        segment, cue = query_object_segment(image, query, config.mask)
     t_segment = time.perf_counter() - t2  # counted in the mask stage
     stats: Dict[str, float] = {}
-    verified = verify_shortlist(index, query, shortlist, config.verify, on_object,
-                                config.mask.object_motion, n_jobs, stats)
+    verified = verify_shortlist(index, query, shortlist, config.verify, cue, n_jobs, stats)
     t3 = time.perf_counter()
     results = rank_results(index, ids, scores, verified)
     if top is not None:

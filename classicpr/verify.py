@@ -37,8 +37,8 @@ class Verification:
         Homography from query to database image pixels; None if rejected.
     quad : (4, 2) float64 array or None
         The query box projected into the database image (unclipped).
-    db_points : (n_inliers, 2) float32 array
-        Database-image locations (x, y) of the inliers (GrabCut seeds).
+    query_points, db_points : (n_inliers, 2) float32 arrays
+        Query and database-image locations (x, y) of the inliers.
     log_nfa : float
         log10 of the homography's number of false alarms (:func:`log_nfa`; inf if none).
     view_tilt : float
@@ -55,6 +55,7 @@ class Verification:
     inliers: int = 0
     H: Optional[np.ndarray] = None
     quad: Optional[np.ndarray] = None
+    query_points: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 2), np.float32))
     db_points: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 2), np.float32))
     log_nfa: float = float("inf")
     view_tilt: float = 1.0
@@ -354,7 +355,7 @@ def verify_pair(query_kps: np.ndarray, db_kps: np.ndarray, qi: np.ndarray, di: n
     _, first_d = np.unique(di[inl_idx], return_index=True)
     inl_idx = np.sort(inl_idx[first_d])
     n_inl = len(inl_idx)
-    result = Verification(inliers=n_inl, db_points=dst[inl_idx])
+    result = Verification(inliers=n_inl, query_points=src[inl_idx], db_points=dst[inl_idx])
     if n_inl < config.min_inliers:
         result.reason = f"{n_inl} inliers < {config.min_inliers}"
         return _weak_localisation(result, src, dst, box, db_size, config, thr)
@@ -386,13 +387,46 @@ def verify_pair(query_kps: np.ndarray, db_kps: np.ndarray, qi: np.ndarray, di: n
     return result
 
 
-def object_motion(base: Verification, obj: Verification) -> float:
-    """Largest box-corner displacement between two verifications, relative to the diagonal
-    of ``base``'s projected region (inf if either has no region)."""
-    if base.quad is None or obj.quad is None:
-        return float("inf")
-    diag = float(np.hypot(*(base.quad.max(0) - base.quad.min(0))))
-    return float(np.abs(obj.quad - base.quad).max() / max(diag, 1e-9))
+def inlier_coverage(inlier_points: np.ndarray, feature_points: np.ndarray, box,
+                    H: Optional[np.ndarray] = None, db_size: Optional[Tuple[int, int]] = None,
+                    grid: int = 4) -> float:
+    """Share of the box's ``grid`` x ``grid`` cells holding features that also hold an inlier.
+
+    A textured rigid plane leaves inliers all over the box; matches that cover only part
+    of it (an object moving against a changing background) leave cells empty. With ``H``
+    and ``db_size``, cells whose centre the homography maps outside the database image are
+    left out: they cannot be matched (a zoom, a crop).
+
+    Parameters
+    ----------
+    inlier_points : (K, 2) float array
+        Query-side inlier positions.
+    feature_points : (M, 2) float array
+        Positions of all the query's in-box features.
+    box : (4,) x1, y1, x2, y2
+    H : (3, 3) array, optional
+        Query -> database homography.
+    db_size : (width, height), optional
+
+    Returns
+    -------
+    float in [0, 1] (0 when no cell counts).
+    """
+    x1, y1, x2, y2 = np.asarray(box, np.float64)
+
+    def cells(p):
+        p = np.asarray(p, np.float64).reshape(-1, 2)
+        gx = np.clip(((p[:, 0] - x1) / max(x2 - x1, 1e-9) * grid).astype(int), 0, grid - 1)
+        gy = np.clip(((p[:, 1] - y1) / max(y2 - y1, 1e-9) * grid).astype(int), 0, grid - 1)
+        return set((gx * grid + gy).tolist())
+    occupied = cells(feature_points)
+    if H is not None and db_size is not None:
+        g = (np.arange(grid) + 0.5) / grid
+        centres = np.array([[x1 + gx * (x2 - x1), y1 + gy * (y2 - y1)] for gx in g for gy in g])
+        p = cv2.perspectiveTransform(centres.reshape(-1, 1, 2), np.asarray(H, np.float64)).reshape(-1, 2)
+        inside = (p[:, 0] >= 0) & (p[:, 1] >= 0) & (p[:, 0] < db_size[0]) & (p[:, 1] < db_size[1])
+        occupied &= set(np.flatnonzero(inside).tolist())
+    return len(cells(inlier_points) & occupied) / len(occupied) if occupied else 0.0
 
 
 def _weak_localisation(result: Verification, src: np.ndarray, dst: np.ndarray, box,
@@ -413,7 +447,7 @@ def _weak_localisation(result: Verification, src: np.ndarray, dst: np.ndarray, b
     if quad is not None:
         result.quad, result.weak = quad, True
         keep = inl.ravel().astype(bool)
-        result.db_points = dst[keep]
+        result.query_points, result.db_points = src[keep], dst[keep]
     return result
 
 
