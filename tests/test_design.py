@@ -14,7 +14,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "classicpr"
 #: Layer of every module: a module may import only from its own layer or those below.
 LAYERS = {
     0: {"errors", "config", "io", "regions", "parallel"},
-    1: {"features", "vocabulary", "invfile", "verify", "masks", "datasets", "metrics", "viz"},
+    1: {"features", "vocabulary", "invfile", "verify", "views", "objects", "masks", "datasets",
+        "metrics", "viz"},
     2: {"index"},
     3: {"pipeline"},
     4: {"evaluate"},

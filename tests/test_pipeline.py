@@ -183,8 +183,9 @@ def test_all_cores_verify_in_several_batches(demo_set, monkeypatch):
         return real(func, jobs, 1, **kw)
     monkeypatch.setattr(pipeline, "run_parallel", spy)
     shortlist = list(range(len(index.names)))
+    plain = VerifyConfig(synthesis_candidates=0)
     for n_jobs in (-1, None, 2):
-        pipeline.verify_shortlist(index, query, shortlist, VerifyConfig(), n_jobs=n_jobs)
+        pipeline.verify_shortlist(index, query, shortlist, plain, n_jobs=n_jobs)
     expected = min(len(shortlist), 4 * effective_n_jobs(-1))
     assert batches == [expected, expected, min(len(shortlist), 8)]
     assert expected > 1

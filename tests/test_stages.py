@@ -238,7 +238,8 @@ def test_boxes_and_regions():
 
 
 def test_segment_query_finds_an_object_in_its_box(photo):
-    from classicpr.masks import MaskConfig, mask_polygon, segment_query, transfer_segment
+    from classicpr.masks import MaskConfig, mask_polygon, segment_query
+    from classicpr.objects import carry_segment
     from classicpr.regions import mask_iou
     cat = cv2.resize(photo, (200, 200))
     canvas = np.full((480, 640, 3), (40, 160, 60), np.uint8)  # a green field
@@ -249,23 +250,14 @@ def test_segment_query_finds_an_object_in_its_box(photo):
     assert seg is not None and mask_iou(seg, disk > 0) > 0.85
     # a plain box without an object inside gives no hypothesis
     assert segment_query(np.full((200, 200, 3), 90, np.uint8), (20, 20, 180, 180)) is None
-    H = np.array([[1, 0, 30], [0, 1, -20], [0, 0, 1.0]])
-    moved = transfer_segment(disk > 0, H, (640, 480))
+    moved = carry_segment(disk > 0, np.array([[1, 0, 30], [0, 1, -20.0]]), (640, 480))
     assert moved[260, 350] and not moved[240, 221]
     poly = mask_polygon(moved)
     assert poly.shape[1] == 2 and abs(poly[:, 0].mean() - 350) < 3
 
 
-def test_object_motion_measure():
-    from classicpr.verify import Verification, object_motion
-    a = Verification(quad=np.array([[0, 0], [100, 0], [100, 100], [0, 100.0]]))
-    b = Verification(quad=a.quad + [30, 0])
-    assert object_motion(a, b) == pytest.approx(30 / np.hypot(100, 100))
-    assert object_motion(a, Verification()) == float("inf")
-
-
 def test_weak_localisation_is_opt_in():
-    """Too few homography inliers for the gate: no region by default; with
+    """Too few homography inliers for a gate of 12: no region by default; with
     min_weak_inliers a 2-point similarity still places the box (a 'weak' result)."""
     from classicpr.regions import box_corners
     rng = np.random.default_rng(0)
@@ -278,10 +270,10 @@ def test_weak_localisation_is_opt_in():
     d[:n_good, :2] = q[:n_good, :2] @ R.T + t
     d[n_good:, :2] = rng.uniform(0, 600, (n_bad, 2))
     idx = np.arange(n_good + n_bad)
-    v = verify_pair(q, d, idx, idx, box, (640, 480), VerifyConfig(weak_geometry=False))
+    gate = dict(weak_geometry=False, acceptance="inliers", min_inliers=12)
+    v = verify_pair(q, d, idx, idx, box, (640, 480), VerifyConfig(**gate))
     assert not v.verified and v.quad is None and not v.weak
-    v = verify_pair(q, d, idx, idx, box, (640, 480),
-                    VerifyConfig(weak_geometry=False, min_weak_inliers=6))
+    v = verify_pair(q, d, idx, idx, box, (640, 480), VerifyConfig(**gate, min_weak_inliers=6))
     assert not v.verified and v.weak
     expected = box_corners(box) @ R.T + t
     assert np.abs(v.quad - expected).max() < 2.0

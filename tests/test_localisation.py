@@ -1,0 +1,192 @@
+"""Localisation beyond one plane: a-contrario acceptance, view synthesis, Hough voting,
+object masks, and the prtilt generator."""
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from classicpr.config import Config, MaskConfig, VerifyConfig
+from classicpr.objects import carry_segment, hough_localise, object_mask
+from classicpr.verify import inlier_coverage, log_nfa, verify_pair
+from classicpr.views import synthesize_views, view_angles
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_log_nfa_counts_how_unlikely_the_inliers_are():
+    # 8 inliers within 3 px among 10 matches in a 640x480 image: meaningful
+    assert log_nfa(np.full(8, 3.0), 10, 640 * 480) < -10
+    # the same 8 among 2,000 tentative matches could be chance, even at 1 px
+    assert log_nfa(np.full(8, 1.0), 2000, 640 * 480) > 0
+    # 15 inliers at 10 px among 2,000 word matches: not meaningful; at 1 px they are
+    assert log_nfa(np.full(15, 10.0), 2000, 640 * 480) > 0
+    assert log_nfa(np.full(15, 1.0), 2000, 640 * 480) < 0
+    # exact value for one case: n = 6, k = 5, s = 4, alpha = pi / 1000
+    expected = np.log10(2 * 6 * 5 * (np.pi / 1000))
+    assert log_nfa(np.full(5, 1.0), 6, 1000.0) == pytest.approx(expected, abs=1e-9)
+    assert log_nfa(np.full(4, 1.0), 6, 1000.0) == np.inf  # no more than a sample
+
+
+def _planar_pair(n_in, n_out, noise, rng):
+    H = np.array([[0.9, 0.1, 30.0], [-0.05, 1.05, 20.0], [1e-4, 5e-5, 1.0]])
+    src = rng.uniform(50, 450, (n_in + n_out, 2))
+    dst = cv2.perspectiveTransform(src.reshape(-1, 1, 2), H).reshape(-1, 2)
+    dst[:n_in] += rng.normal(0, noise, (n_in, 2))
+    dst[n_in:] = rng.uniform(0, 640, (n_out, 2))
+    k = lambda p: np.column_stack([p, np.full(len(p), 4.0), np.zeros(len(p))]).astype(np.float32)
+    return k(src), k(dst)
+
+
+def test_a_contrario_acceptance_adapts_to_the_number_of_matches():
+    """8 accurate inliers out of 10 matches are accepted (the fixed gate of 12 refused
+    them); 15 loose inliers (3 px) among 315 matches, 12 of them found by RANSAC with a
+    20-px threshold, are refused (the gate of 12 took them)."""
+    rng = np.random.default_rng(0)
+    q, d = _planar_pair(8, 2, 0.5, rng)
+    idx = np.arange(len(q))
+    box = np.array([50.0, 50, 450, 450])
+    cfg = VerifyConfig(weak_geometry=False)
+    assert verify_pair(q, d, idx, idx, box, (640, 640), cfg).verified
+    assert not verify_pair(q, d, idx, idx, box, (640, 640),
+                           VerifyConfig(weak_geometry=False, acceptance="inliers",
+                                        min_inliers=12)).verified
+    q, d = _planar_pair(15, 300, 3.0, rng)
+    idx = np.arange(len(q))
+    loose = VerifyConfig(weak_geometry=False, ransac_threshold=20)
+    v = verify_pair(q, d, idx, idx, box, (640, 640), loose)
+    assert not v.verified and v.inliers >= 12 and v.log_nfa > 0
+    gate = VerifyConfig(weak_geometry=False, ransac_threshold=20, acceptance="inliers", min_inliers=12)
+    assert verify_pair(q, d, idx, idx, box, (640, 640), gate).verified
+
+
+def test_inlier_coverage():
+    box = (0, 0, 100, 100)
+    feats = np.array([[x, y] for x in range(5, 100, 25) for y in range(5, 100, 25)], float)
+    assert inlier_coverage(feats, feats, box) == 1.0
+    assert inlier_coverage(feats[:4], feats, box) == 0.25
+    # with a homography that maps half the box outside the image, only visible cells count
+    H = np.array([[1.0, 0, -50], [0, 1, 0], [0, 0, 1]])
+    visible = feats[feats[:, 0] >= 50]
+    assert inlier_coverage(visible, feats, box, H, (200, 200)) == 1.0
+
+
+def _tilt(image, tilt, phi):
+    """The affine camera of ASIFT applied to an image (and its 2x3 matrix)."""
+    h, w = image.shape[:2]
+    a = np.deg2rad(phi)
+    R = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    A = np.diag([1.0 / tilt, 1.0]) @ R
+    corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], float) @ A.T
+    off = -corners.min(0)
+    M = np.hstack([A, off[:, None]])
+    size = np.ceil(corners.max(0) - corners.min(0)).astype(int)
+    blurred = cv2.GaussianBlur(image, (0, 0), 0.8 * np.sqrt(tilt ** 2 - 1))
+    return cv2.warpAffine(blurred, M, (int(size[0]), int(size[1]))), M
+
+
+def test_views_map_keypoints_back_and_match_a_tilted_photo(photo):
+    """Views of the query box, keypoints mapped back to query pixels: matched to a photo
+    tilted by 3 (70 degrees), one view recovers the true transform, where plain SIFT
+    matching fails."""
+    from classicpr.features import FeatureConfig, detect_sift, rootsift
+    from classicpr.verify import ratio_correspondences, verify_views
+    gray = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)
+    box = np.array([60.0, 40, 460, 440])
+    tilted, M = _tilt(gray, 3.0, 35.0)
+    dk, dd = detect_sift(tilted, FeatureConfig())
+    views = synthesize_views(gray, 1.0, box, 2.8)
+    assert len(views.angles) == len(view_angles(2.8)) == 7
+    assert len(views.keypoints) > 100
+    inside = ((views.keypoints[:, 0] >= box[0]) & (views.keypoints[:, 0] <= box[2])
+              & (views.keypoints[:, 1] >= box[1]) & (views.keypoints[:, 1] <= box[3]))
+    assert inside.all()
+    qi, di = ratio_correspondences(rootsift(views.descriptors), rootsift(dd))
+    size = (tilted.shape[1], tilted.shape[0])
+    v = verify_views(views.keypoints, views.view, dk, qi, di, box, size, 2.8, VerifyConfig())
+    assert v.verified and v.view_tilt == 2.8
+    corners = np.array([[box[0], box[1]], [box[2], box[1]], [box[2], box[3]], [box[0], box[3]]])
+    truth = corners @ M[:, :2].T + M[:, 2]
+    assert np.abs(v.quad - truth).max() < 0.02 * max(size)
+    qk, qd = detect_sift(gray, FeatureConfig())
+    keep = ((qk[:, 0] >= box[0]) & (qk[:, 0] <= box[2]) & (qk[:, 1] >= box[1]) & (qk[:, 1] <= box[3]))
+    qk, qd = qk[keep], qd[keep]
+    qi, di = ratio_correspondences(rootsift(qd), rootsift(dd))
+    assert not verify_pair(qk, dk, qi, di, box, size, VerifyConfig()).verified
+
+
+def test_hough_voting_finds_the_object_among_outliers():
+    rng = np.random.default_rng(3)
+    n_in, n_out = 12, 60
+    q = np.column_stack([rng.uniform(100, 300, n_in + n_out), rng.uniform(100, 300, n_in + n_out),
+                         rng.uniform(3, 12, n_in + n_out), rng.uniform(0, 360, n_in + n_out)])
+    s, rot, t = 1.5, 40.0, np.array([50.0, -20.0])
+    a = np.deg2rad(rot)
+    R = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    d = q.copy()
+    d[:, :2] = q[:, :2] @ (s * R).T + t
+    d[:, 2] = q[:, 2] * s
+    d[:, 3] = np.mod(q[:, 3] + rot, 360)
+    d[n_in:, :2] = rng.uniform(0, 600, (n_out, 2))  # outliers: anywhere, any scale and angle
+    d[n_in:, 2] = rng.uniform(2, 30, n_out)
+    d[n_in:, 3] = rng.uniform(0, 360, n_out)
+    idx = np.arange(n_in + n_out)
+    loc = hough_localise(q, d, idx, idx, np.array([100.0, 100, 300, 300]))
+    assert loc is not None and set(range(n_in)) <= set(loc.inliers.tolist())
+    assert np.allclose(loc.transform[:, :2], s * R, atol=0.02)
+    assert np.allclose(loc.transform[:, 2], t, atol=1.0)
+    assert hough_localise(q, d, idx[n_in:n_in + 2], idx[n_in:n_in + 2], np.array([0, 0, 1, 1.0])) is None
+
+
+def test_object_mask_segments_the_object_where_it_was_carried(photo):
+    """A real object (the astronaut photo's central crop) pasted on a plain background at a
+    known place: GrabCut from a carried prior that is shifted by 10 % recovers it."""
+    canvas = np.full((480, 640, 3), (40, 160, 60), np.uint8)
+    obj = cv2.resize(photo[100:400, 150:350], (150, 220))
+    canvas[150:370, 300:450] = obj
+    truth = np.zeros((480, 640), bool)
+    truth[150:370, 300:450] = True
+    prior = np.zeros_like(truth)
+    prior[165:385, 315:465] = True
+    seeds = np.array([[370.0, 260], [330, 200], [420, 330]])
+    mask = object_mask(canvas, prior, seeds, MaskConfig())
+    iou = (mask & truth).sum() / (mask | truth).sum()
+    assert iou > 0.8, iou
+    assert object_mask(canvas, np.zeros_like(truth), seeds, MaskConfig()) is None
+    carried = carry_segment(truth, np.array([[1.0, 0, 10], [0, 1, 0]]), (640, 480))
+    assert carried[200, 455] and not carried[200, 305]
+
+
+@pytest.mark.shared_data
+def test_tilt_set_generator(prmini_root, tmp_path):
+    """prtilt: 3 views per planar query, labels = the box under the exact warp, seeded."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from make_tilt_set import make_tilt_set
+    from classicpr.datasets import load_revisitop
+    info = make_tilt_set(prmini_root, tmp_path / "a", seed=0)
+    assert info == {"queries": 17, "database": 61, "views": 51}
+    ds = load_revisitop(tmp_path / "a", "prtilt")
+    assert all(len(g["easy"]) == 1 and len(g["hard"]) == 2 for g in ds.gnd)
+    labels = ds.load_labels()
+    for q in range(3):
+        for i in ds.gnd[q]["easy"] + ds.gnd[q]["hard"]:
+            label = json.loads(Path(labels[f"{q}_{i}"]).read_text())
+            pts = np.array(label["shapes"][0]["points"])
+            assert len(pts) >= 3 and (pts >= -1e-6).all()
+            assert (pts[:, 0] <= label["imageWidth"] + 1e-6).all()
+    make_tilt_set(prmini_root, tmp_path / "b", seed=0)
+    a = (tmp_path / "a" / "revisitop" / "data" / "prtilt" / "jpg")
+    b = (tmp_path / "b" / "revisitop" / "data" / "prtilt" / "jpg")
+    assert all((a / f.name).read_bytes() == f.read_bytes() for f in sorted(b.glob("tilt_*"))[:6])
+
+
+def test_presets_switch_synthesis_and_acceptance():
+    paper = Config.preset("paper").verify
+    assert paper.synthesis_candidates == 0 and paper.acceptance == "inliers"
+    assert paper.min_inliers == 12
+    with pytest.raises(ValueError, match="synthesis_tilts"):
+        VerifyConfig(synthesis_tilts="2,x")
+    with pytest.raises(ValueError, match="in \\(1, 16\\]"):
+        VerifyConfig(synthesis_tilts="0.5")
