@@ -183,7 +183,7 @@ class VerifyConfig(_Section):
         "verification: tilts tried in order, one step each, with ASIFT's directions "
         "(empty = off)")
     synthesis_candidates: int = _param(
-        50, "at most this many unverified images are matched to the views of each tilt "
+        40, "at most this many unverified images are matched to the views of each tilt "
         "step, those most similar to the views' own visual words first (0 = off)", low=0)
     synthesis_features: int = _param(
         1500, "SIFT features of one tilt step, shared equally by its views (strongest "

@@ -7,11 +7,15 @@ benchmark query. Each stage is a function that takes and returns small records:
    (:class:`QueryFeatures`).
 2. ``Index.retrieve`` -- the tf-idf ranking of the whole database.
 3. :func:`verify_shortlist` -- correspondences and a RANSAC homography for each of the top
-   ``verify.shortlist`` images (:class:`classicpr.verify.Verification`), in parallel.
+   ``verify.shortlist`` images (:class:`classicpr.verify.Verification`), in parallel; then
+   synthesised tilted views of the query box (:mod:`classicpr.views`) for the images most
+   similar to them that failed; on verified images whose box is not one rigid plane, the
+   query's object localised by Hough voting (:mod:`classicpr.objects`).
 4. :func:`rank_results` -- verified images first by inliers, then the rest by BoW score
    (:class:`QueryResult`).
-5. :func:`compute_masks` -- a region and pixel mask for each localised result
-   (:mod:`classicpr.masks`).
+5. :func:`compute_masks` -- a region and pixel mask for each localised result: the
+   projected box, or GrabCut of the localised object (:mod:`classicpr.masks`,
+   :mod:`classicpr.objects`).
 """
 from __future__ import annotations
 

@@ -2,9 +2,10 @@
 
 SIFT+SP (An et al., ICCV 2023), classicpr's ``paper`` preset: RootSIFT ratio matching of
 the query against *every* database image, RANSAC homography, rank by inliers, region =
-query box projected by the homography. classicpr's default verifies only a BoW shortlist
-(top 100), refits the homography on its inliers and carries the query's GrabCut object
-segment where the object moves independently. Default data: the demo; example:
+query box projected by the homography. classicpr's default verifies a BoW shortlist (top
+100) with an a-contrario acceptance test, refits the homography on its inliers, matches
+synthesised tilted views of the query to the images that fail, and segments the query's
+object where the box is not one rigid plane. Default data: the demo; example:
 python examples/04_reproduce_paper_baseline.py --root ../shared/data/prmini-dev --name prmini
 """
 import argparse
