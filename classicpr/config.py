@@ -207,7 +207,8 @@ class MaskConfig(_Section):
 
     Attributes
     ----------
-    method, top, work_side, iterations, plane_coverage, min_votes, min_object_fraction,
+    method, top, work_side, iterations, plane_coverage, plane_perspective, min_votes,
+    min_object_fraction,
     max_object_fraction, margin, min_keep, min_inlier_cover, seed
         See each field's ``help`` (``MaskConfig.describe()``).
     """
@@ -230,6 +231,11 @@ class MaskConfig(_Section):
         "box that hold features; below it the matches cover only part of the box (a moving "
         "or deforming object, a changed background) and the object is localised and "
         "segmented instead", low=0.0, high=1.0)
+    plane_perspective: float = _param(
+        1.5, "'grabcut': a verified image also keeps the projected box when its homography "
+        "foreshortens the box this much (ratio of the largest to the smallest projective "
+        "depth over the box corners): a plane seen obliquely, which an object moving in "
+        "front of a background (near-affine motion) is not", low=1.0)
     min_votes: int = _param(
         3, "'grabcut': smallest Hough cluster of the object's correspondences that localises "
         "it (Lowe's 3)", low=3)

@@ -36,8 +36,8 @@ from .masks import mask_polygon, projected_mask, refine_region, segment_query
 from .objects import ObjectLocation, carry_segment, hough_localise, object_mask
 from .parallel import effective_n_jobs, run_parallel, single_threaded_opencv
 from .regions import validate_box
-from .verify import (Verification, inlier_coverage, ratio_correspondences, verify_pair,
-                     verify_views, word_correspondences)
+from .verify import (Verification, inlier_coverage, perspective_ratio, ratio_correspondences,
+                     verify_pair, verify_views, word_correspondences)
 from .views import synthesize_views, view_angles
 
 
@@ -81,13 +81,14 @@ class ObjectCue:
         Which query features lie on the segment.
     box : (4,) float array
         The segment's bounding box x1, y1, x2, y2.
-    plane_coverage, min_votes
+    plane_coverage, plane_perspective, min_votes
         See :class:`classicpr.config.MaskConfig`.
     """
 
     on_object: np.ndarray
     box: np.ndarray
     plane_coverage: float
+    plane_perspective: float
     min_votes: int
 
 
@@ -100,8 +101,10 @@ class PairVerification:
     plain : Verification
         The homography (plain or from synthesised views).
     rigid : bool
-        The homography is accepted and its inliers cover the query box
-        (:func:`classicpr.verify.inlier_coverage`): the box moves as one rigid plane.
+        The homography is accepted, and its inliers cover the query box
+        (:func:`classicpr.verify.inlier_coverage`) or it foreshortens the box like a plane
+        seen obliquely (:func:`classicpr.verify.perspective_ratio`): the box moves as one
+        rigid plane.
     object_location : ObjectLocation or None
         Where the query's object is, from the Hough clustering of its correspondences, when
         the box is not one rigid plane.
@@ -236,8 +239,9 @@ def _with_object(pv: PairVerification, query: QueryFeatures, cue: Optional[Objec
     v = pv.plain
     if not v.verified:
         return pv
-    pv.rigid = cue is None or inlier_coverage(
-        v.query_points, query.keypoints[:, :2], query.box, v.H, cand.size) >= cue.plane_coverage
+    pv.rigid = cue is None or (
+        inlier_coverage(v.query_points, query.keypoints[:, :2], query.box, v.H, cand.size)
+        >= cue.plane_coverage or perspective_ratio(v.H, query.box) >= cue.plane_perspective)
     if cue is None or pv.rigid:
         return pv
     sel = cue.on_object[qi]
@@ -415,7 +419,7 @@ def query_object_segment(image, query: QueryFeatures, config: MaskConfig
     ys, xs = np.nonzero(segment)
     box = np.array([xs.min(), ys.min(), xs.max(), ys.max()], np.float64)
     return segment, ObjectCue(segment[xy[:, 1], xy[:, 0]], box, config.plane_coverage,
-                              config.min_votes)
+                              config.plane_perspective, config.min_votes)
 
 
 def _object_mask_one(args):

@@ -429,6 +429,15 @@ def inlier_coverage(inlier_points: np.ndarray, feature_points: np.ndarray, box,
     return len(cells(inlier_points) & occupied) / len(occupied) if occupied else 0.0
 
 
+def perspective_ratio(H: np.ndarray, box) -> float:
+    """Largest over smallest projective depth ``h3 . (x, y, 1)`` at the box corners: 1 for an
+    affine map, large when the homography foreshortens the box (a plane seen obliquely)."""
+    w = box_corners(np.asarray(box, np.float64)) @ np.asarray(H, np.float64)[2, :2] + H[2, 2]
+    if np.any(w <= 0):
+        return float("inf")
+    return float(w.max() / w.min())
+
+
 def _weak_localisation(result: Verification, src: np.ndarray, dst: np.ndarray, box,
                        db_size, config: VerifyConfig, thr: float) -> Verification:
     """Fit a similarity transform (4 DoF, 2-point RANSAC) when the homography failed."""
