@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from classicpr.datasets import load_revisitop
 from classicpr.evaluate import evaluate_benchmark
 from classicpr.config import Config
 
@@ -25,7 +24,6 @@ def main(argv=None):
     ap.add_argument("--methods", default="projected,grabcut,grabcut-region")
     ap.add_argument("--n-jobs", type=int, default=2)
     args = ap.parse_args(argv)
-    ds = load_revisitop(args.root, "prmini")
     rows = {}
     for method in args.methods.split(","):
         config = Config().updated({"verify.method": args.verify, "mask.method": method})

@@ -156,7 +156,7 @@ def refine_region(image: np.ndarray, quad: np.ndarray, inlier_points: Optional[n
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     try:
         cv2.grabCut(small, gc, None, bgd, fgd, config.iterations, cv2.GC_INIT_WITH_MASK)
-    except cv2.error as exc:
+    except cv2.error:
         return MaskResult(region, "projected")
     fg_small = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).astype(np.uint8)
     fg_small &= near  # never grow beyond the margin band
