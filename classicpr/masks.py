@@ -43,6 +43,49 @@ class MaskResult:
     method: str
 
 
+def grabcut_crop(image: np.ndarray, mask: np.ndarray, pad: int, work_side: int):
+    """The part of an image around a mask that GrabCut runs on, at reduced resolution.
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8 array
+    mask : (H, W) bool array
+        Non-empty.
+    pad : int
+        Pixels kept around the mask's bounding box.
+    work_side : int
+        Long side of the returned crop (never enlarged).
+
+    Returns
+    -------
+    small : (h, w, 3) uint8 array
+    small_mask : (h, w) uint8 array
+    factor : float
+        Crop pixels per image pixel.
+    crop_box : (x1, y1, x2, y2) ints
+        The crop in image pixels (x2, y2 exclusive).
+    """
+    h, w = image.shape[:2]
+    ys, xs = np.nonzero(mask)
+    cx1, cy1 = max(0, int(xs.min()) - pad), max(0, int(ys.min()) - pad)
+    cx2, cy2 = min(w, int(xs.max()) + pad + 1), min(h, int(ys.max()) + pad + 1)
+    f = min(1.0, work_side / max(cx2 - cx1, cy2 - cy1))
+    crop = image[cy1:cy2, cx1:cx2]
+    small = cv2.resize(crop, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if f < 1 else crop
+    small_mask = cv2.resize(mask[cy1:cy2, cx1:cx2].astype(np.uint8),
+                            (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST)
+    return small, small_mask, f, (cx1, cy1, cx2, cy2)
+
+
+def paste_back(small_mask: np.ndarray, crop_box, shape) -> np.ndarray:
+    """A crop's (h, w) 0/1 mask back at full resolution in an image of ``shape`` (H, W)."""
+    cx1, cy1, cx2, cy2 = crop_box
+    full = np.zeros(shape[:2], bool)
+    full[cy1:cy2, cx1:cx2] = cv2.resize(small_mask.astype(np.uint8) * 255, (cx2 - cx1, cy2 - cy1),
+                                        interpolation=cv2.INTER_LINEAR) > 127
+    return full
+
+
 def segment_query(image: np.ndarray, box, config: MaskConfig = MaskConfig()) -> Optional[np.ndarray]:
     """The object inside the query box, by GrabCut with rectangle initialisation.
 
@@ -122,17 +165,11 @@ def refine_region(image: np.ndarray, quad: np.ndarray, inlier_points: Optional[n
     if area < 64:
         return MaskResult(region, "projected")
     ys, xs = np.nonzero(region)
-    x1, x2, y1, y2 = xs.min(), xs.max(), ys.min(), ys.max()
-    diag = float(np.hypot(x2 - x1, y2 - y1))
+    diag = float(np.hypot(xs.max() - xs.min(), ys.max() - ys.min()))
     pad = int(np.ceil(config.margin * diag)) + 2
-    cx1, cy1 = max(0, x1 - 2 * pad), max(0, y1 - 2 * pad)
-    cx2, cy2 = min(w, x2 + 2 * pad + 1), min(h, y2 + 2 * pad + 1)
-    f = min(1.0, config.work_side / max(cx2 - cx1, cy2 - cy1))
-    crop = image[cy1:cy2, cx1:cx2]
-    small = cv2.resize(crop, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if f < 1 else crop
+    small, reg_small, f, (cx1, cy1, cx2, cy2) = grabcut_crop(image, region, 2 * pad,
+                                                            config.work_side)
     sh, sw = small.shape[:2]
-    reg_small = cv2.resize(region[cy1:cy2, cx1:cx2].astype(np.uint8), (sw, sh),
-                           interpolation=cv2.INTER_NEAREST)
     k = max(1, int(round(pad * f)))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
     near = cv2.dilate(reg_small, kernel)
@@ -168,7 +205,4 @@ def refine_region(image: np.ndarray, quad: np.ndarray, inlier_points: Optional[n
         cover = fg_small[ip[:, 1], ip[:, 0]].mean()
         if cover < config.min_inlier_cover:
             return MaskResult(region, "projected")
-    full = np.zeros((h, w), bool)
-    back = cv2.resize(fg_small * 255, (cx2 - cx1, cy2 - cy1), interpolation=cv2.INTER_LINEAR) > 127
-    full[cy1:cy2, cx1:cx2] = back
-    return MaskResult(full, "grabcut-region")
+    return MaskResult(paste_back(fg_small, (cx1, cy1, cx2, cy2), (h, w)), "grabcut-region")

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from .config import MaskConfig
+from .masks import grabcut_crop, paste_back
 
 
 @dataclasses.dataclass
@@ -156,19 +157,14 @@ def object_mask(image: np.ndarray, segment: np.ndarray, seeds: np.ndarray,
     -------
     (H, W) bool array, or None when the prior is empty or GrabCut fails.
     """
-    h, w = image.shape[:2]
     ys, xs = np.nonzero(segment)
     if len(xs) < 16:
         return None
-    x1, x2, y1, y2 = xs.min(), xs.max(), ys.min(), ys.max()
-    pad = int(np.ceil(0.5 * max(x2 - x1, y2 - y1))) + 4  # the object may have moved or grown
-    cx1, cy1, cx2, cy2 = max(0, x1 - pad), max(0, y1 - pad), min(w, x2 + pad + 1), min(h, y2 + pad + 1)
-    f = min(1.0, config.work_side / max(cx2 - cx1, cy2 - cy1))
-    crop = image[cy1:cy2, cx1:cx2]
-    small = cv2.resize(crop, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if f < 1 else crop
+    # the object may have moved or grown: half its size around it
+    pad = int(np.ceil(0.5 * max(np.ptp(xs), np.ptp(ys)))) + 4
+    small, prior, f, crop_box = grabcut_crop(image, segment, pad, config.work_side)
+    cx1, cy1 = crop_box[:2]
     sh, sw = small.shape[:2]
-    prior = cv2.resize(segment[cy1:cy2, cx1:cx2].astype(np.uint8), (sw, sh),
-                       interpolation=cv2.INTER_NEAREST)
     k = max(1, int(round(config.margin * np.hypot(sw, sh))))
     near = cv2.dilate(prior, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (4 * k + 1, 4 * k + 1)))
     gc = np.full((sh, sw), cv2.GC_PR_BGD, np.uint8)
@@ -193,10 +189,7 @@ def object_mask(image: np.ndarray, segment: np.ndarray, seeds: np.ndarray,
     fg = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).astype(np.uint8)
     if fg.sum() < 16:
         return None
-    full = np.zeros((h, w), bool)
-    full[cy1:cy2, cx1:cx2] = cv2.resize(fg * 255, (cx2 - cx1, cy2 - cy1),
-                                        interpolation=cv2.INTER_LINEAR) > 127
-    return full
+    return paste_back(fg, crop_box, image.shape)
 
 
 def carry_segment(segment: np.ndarray, transform: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
