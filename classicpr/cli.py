@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import re
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -160,13 +162,18 @@ def cmd_search(args) -> int:
 
 def cmd_query(args) -> int:
     from .io import read_image, write_json, write_png
-    from .pipeline import run_query
+    from .pipeline import few_features_message, run_query
     from .regions import parse_box
     from .viz import overlay
     config = config_from_args(args)
     index = _load_index(args.index)
     box = parse_box(args.box) if args.box else None
-    results = run_query(index, args.image, box, config, top=args.top, n_jobs=args.n_jobs)
+    timing: dict = {}
+    results = run_query(index, args.image, box, config, top=args.top, n_jobs=args.n_jobs,
+                        timing=timing)
+    n_features = int(timing["count_query_features"])
+    warnings = ([few_features_message(n_features, config.verify.min_inliers)]
+                if n_features < config.verify.min_inliers else [])
     out = Path(args.out)
     rows = []
     for rank, r in enumerate(results):
@@ -184,7 +191,9 @@ def cmd_query(args) -> int:
         print(f"{rank + 1:3d}  {r.name}\tscore {r.score:.4f}\tinliers {r.inliers}"
               + ("\tverified" if r.verified else ""))
     write_json(out / "results.json", {"query": {"image": str(args.image), "box": args.box,
-                                                "index": str(args.index)},
+                                                "index": str(args.index),
+                                                "features": n_features},
+                                      "warnings": warnings,
                                       "config": config.to_dict(), "results": rows})
     print(f"results, masks and overlays -> {out}")
     return 0
@@ -443,9 +452,23 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def _attach_box_values(argv: List[str]) -> List[str]:
+    """``--box -50,-50,300,300`` -> ``--box=-50,-50,300,300``: argparse would read a value
+    that starts with '-' as an option."""
+    out, k = [], 0
+    while k < len(argv):
+        if argv[k] == "--box" and k + 1 < len(argv) and re.fullmatch(r"-[0-9.,eE+\-\s]*", argv[k + 1]):
+            out.append(f"--box={argv[k + 1]}")
+            k += 2
+        else:
+            out.append(argv[k])
+            k += 1
+    return out
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_attach_box_values(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(message)s")
     if not args.verbose:
@@ -455,7 +478,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.scheduler and args.backend != "dask":
             raise ClassicPRError("--scheduler needs --backend dask")
         with use_backend(None if args.backend == "loky" else "dask", scheduler_address=args.scheduler):
-            return args.func(args)
+            status = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return status
     except ClassicPRError as exc:
         print(f"classicpr: error: {exc}", file=sys.stderr)
         return 2
@@ -465,6 +490,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print("classicpr: interrupted (work done so far is kept and resumes)", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader (head, less, grep -m) closed the pipe: stop quietly, as Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

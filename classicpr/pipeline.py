@@ -20,6 +20,7 @@ benchmark query. Each stage is a function that takes and returns small records:
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -39,6 +40,8 @@ from .regions import validate_box
 from .verify import (Verification, inlier_coverage, perspective_ratio, ratio_correspondences,
                      verify_pair, verify_views, word_correspondences)
 from .views import synthesize_views, view_angles
+
+log = logging.getLogger("classicpr")
 
 
 @dataclasses.dataclass
@@ -476,6 +479,13 @@ def compute_masks(index: Index, results: Sequence[QueryResult], segment: Optiona
 
 
 # ---------------------------------------------------------------------- the query
+def few_features_message(n_features: int, min_inliers: int) -> str:
+    """What to tell a user whose query box holds too few features to verify anything."""
+    return (f"the query box holds only {n_features} SIFT features (a homography needs "
+            f"{min_inliers} inliers): no image can be verified and the ranking is by visual "
+            "words alone; draw the box around a textured object")
+
+
 def run_query(index: Index, image, box=None, config: Config = Config(),
               top: Optional[int] = None, n_jobs: Optional[int] = 1,
               timing: Optional[Dict[str, float]] = None) -> List[QueryResult]:
@@ -498,7 +508,9 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
     timing : dict, optional
         Filled with seconds spent in "features", "retrieval", "verification" (of which
         "synthesis_s" in view synthesis), "masks", and the counts of
-        :func:`verify_shortlist` ("count_plain_verified", "count_synthesis_tried", ...).
+        :func:`verify_shortlist` ("count_plain_verified", "count_synthesis_tried", ...) and
+        "count_query_features". A box with fewer features than ``verify.min_inliers`` is
+        logged as a warning.
 
     Returns
     -------
@@ -515,6 +527,8 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
     t0 = time.perf_counter()
     query = extract_query(index, image, box)
     t1 = time.perf_counter()
+    if len(query.keypoints) < config.verify.min_inliers:
+        log.warning("%s", few_features_message(len(query.keypoints), config.verify.min_inliers))
     ids, scores = index.retrieve(query.words)
     t2 = time.perf_counter()
     shortlist = ids if config.verify.shortlist is None else ids[: config.verify.shortlist]
@@ -534,4 +548,5 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
         timing.update(features=t1 - t0, retrieval=t2 - t1, verification=t3 - t2 - t_segment,
                       masks=t4 - t3 + t_segment)
         timing.update({f"count_{k}" if k != "synthesis_s" else k: v for k, v in stats.items()})
+        timing["count_query_features"] = len(query.keypoints)
     return results

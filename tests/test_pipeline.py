@@ -208,3 +208,40 @@ def test_object_masks_do_not_need_the_database_images(demo_set):
         assert res[0].verified and res[0].mask is not None and res[0].mask.any()
     with pytest.raises(ClassicPRError, match="image folder"):
         run_query(index, q, box, Config().updated({"mask.method": "grabcut-region"}), top=3)
+
+
+def test_cli_takes_negative_box_values_and_warns_on_a_featureless_box(demo_set, tmp_path, caplog):
+    """'--box -50,...' is a box, not an option; a box without features gives a clear
+    warning (log and results.json) instead of a silent ranking of zeros."""
+    import cv2
+    out, _ = demo_set
+    q = out / "data" / "revisitop" / "data" / "demo" / "jpg" / "coffee_query.jpg"
+    rc = main(["-q", "query", str(out / "index"), str(q), "--box", "-50,-50,300,300",
+               "--out", str(tmp_path / "neg"), "--top", "2"])
+    assert rc == 0
+    saved = json.loads((tmp_path / "neg" / "results.json").read_text())
+    assert saved["query"]["box"] == "-50,-50,300,300" and saved["warnings"] == []
+    flat = tmp_path / "flat.png"
+    cv2.imwrite(str(flat), np.full((300, 400, 3), 128, np.uint8))
+    with caplog.at_level("WARNING", logger="classicpr"):
+        rc = main(["-q", "query", str(out / "index"), str(flat), "--box", "10,10,200,200",
+                   "--out", str(tmp_path / "flat"), "--top", "2"])
+    assert rc == 0
+    saved = json.loads((tmp_path / "flat" / "results.json").read_text())
+    assert saved["query"]["features"] == 0 and "holds only 0 SIFT features" in saved["warnings"][0]
+    assert any("holds only 0" in r.getMessage() for r in caplog.records)
+
+
+def test_cli_output_into_a_closed_pipe_ends_quietly(demo_set, monkeypatch, capsys):
+    """'classicpr search ... | head' : the reader closes the pipe; no traceback."""
+    import os
+    out, _ = demo_set
+    q = out / "data" / "revisitop" / "data" / "demo" / "jpg" / "coffee_query.jpg"
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    closed = os.fdopen(write_end, "w")
+    monkeypatch.setattr(sys, "stdout", closed)
+    rc = main(["search", str(out / "index"), str(q), "--top", "5"])
+    monkeypatch.undo()
+    assert rc == 141
+    assert "Traceback" not in capsys.readouterr().err
