@@ -12,8 +12,6 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-import numpy as np
-
 from .errors import ClassicPRError
 
 log = logging.getLogger("classicpr")
@@ -162,15 +160,18 @@ def cmd_search(args) -> int:
 
 def cmd_query(args) -> int:
     from .io import read_image, write_json, write_png
+    from .formats import coco_results, parse_formats, write_mask
     from .pipeline import few_features_message, run_query
     from .regions import parse_box
     from .viz import overlay
     config = config_from_args(args)
     index = _load_index(args.index)
     box = parse_box(args.box) if args.box else None
+    formats = parse_formats(args.format)
     timing: dict = {}
     results = run_query(index, args.image, box, config, top=args.top, n_jobs=args.n_jobs,
                         timing=timing)
+    coco: list = []
     n_features = int(timing["count_query_features"])
     warnings = ([few_features_message(n_features, config.verify.min_inliers)]
                 if n_features < config.verify.min_inliers else [])
@@ -181,12 +182,17 @@ def cmd_query(args) -> int:
                "verified": r.verified, "mask_method": r.mask_method,
                "polygon": None if r.polygon is None else r.polygon.round(2).tolist()}
         if r.mask is not None:
-            stem = Path(r.name).with_suffix("").as_posix().replace("/", "__")
-            write_png(out / "masks" / f"{rank + 1:03d}_{stem}.png", r.mask.astype(np.uint8) * 255)
+            stem = f"{rank + 1:03d}_" + Path(r.name).with_suffix("").as_posix().replace("/", "__")
+            entry = write_mask(out, stem, r.mask, index.image_path(r.image_id), formats,
+                               r.image_id, r.inliers + r.score)
+            if entry is not None:
+                coco.append(dict(entry, file_name=r.name))
             img, _ = read_image(index.image_path(r.image_id), gray=False)
-            write_png(out / "overlays" / f"{rank + 1:03d}_{stem}.png",
+            write_png(out / "overlays" / f"{stem}.png",
                       overlay(img, r.mask, r.polygon, label=f"#{rank + 1} inliers {r.inliers}"))
-            row["mask"] = f"masks/{rank + 1:03d}_{stem}.png"
+            row.update({f"mask_{f}": p for f, p in (("png", f"masks/{stem}.png"),
+                                                    ("labelme", f"labelme/{stem}.json"))
+                        if f in formats})
         rows.append(row)
         print(f"{rank + 1:3d}  {r.name}\tscore {r.score:.4f}\tinliers {r.inliers}"
               + ("\tverified" if r.verified else ""))
@@ -195,6 +201,8 @@ def cmd_query(args) -> int:
                                                 "features": n_features},
                                       "warnings": warnings,
                                       "config": config.to_dict(), "results": rows})
+    if "coco" in formats:
+        write_json(out / "coco_results.json", coco_results(coco))
     print(f"results, masks and overlays -> {out}")
     return 0
 
@@ -229,10 +237,13 @@ def cmd_evaluate(args) -> int:
             names = names[: args.max_distractors]
         distractors = Distractors(args.distractors, names)
     default_dir = f"classicpr-index-{args.name}" + ("+distractors" if args.distractors else "")
+    from .formats import parse_formats
+    formats = parse_formats(args.format)
     result = evaluate_benchmark(args.root, args.name, args.index_dir or Path(default_dir), config,
                                 n_jobs=args.n_jobs, export_dir=args.export,
                                 official=args.official_quirks, allow_missing=args.allow_missing,
-                                progress=not args.quiet, distractors=distractors)
+                                progress=not args.quiet, distractors=distractors,
+                                export_formats=formats)
     _print_table(result)
     if args.json:
         write_json(args.json, result)
@@ -303,6 +314,8 @@ def _parser_query(sub, common):
     p.add_argument("--box", help="x1,y1,x2,y2 in query pixels")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--top", type=_positive_int, default=10)
+    p.add_argument("--format", default="png", help="mask files: any of png, labelme, coco "
+                   "(comma-separated; coco needs pip install 'classicpr[coco]')")
     _add_config_flags(p, ["query"])
     _add_jobs(p)
     p.set_defaults(func=cmd_query)
@@ -322,7 +335,9 @@ def _parser_evaluate(sub, common):
     p = sub.add_parser("evaluate", parents=[common], help="run a benchmark in the revisitop layout")
     _benchmark_arguments(p)
     p.add_argument("--index-dir", help="index folder (default ./classicpr-index-NAME; resumes)")
-    p.add_argument("--export", help="write ranks.npy, matching_result.npy, masks/ here")
+    p.add_argument("--export", help="write ranks.npy, matching_result.npy and the masks here")
+    p.add_argument("--format", default="png", help="mask files with --export: any of png, "
+                   "labelme, coco (comma-separated)")
     p.add_argument("--distractors", help="folder of distractor images added to the database "
                    "(R1M: revisitop/data/revisitop1m/jpg); ids follow the benchmark's")
     p.add_argument("--distractor-list", help="file listing the distractors to use, one path "

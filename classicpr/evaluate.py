@@ -19,7 +19,8 @@ from .datasets import RevisitopDataset, load_label_polygons, load_revisitop
 from .errors import ClassicPRError
 from .config import Config
 from .index import Index
-from .io import PathLike, image_size, list_images, write_png
+from .formats import coco_results, write_mask
+from .io import PathLike, image_size, list_images, write_json
 from .metrics import (Prediction, clean_pair_iou, clean_pixel_scores, image_map,
                       official_pair_iou, official_pixel_scores)
 from .parallel import run_parallel
@@ -57,19 +58,21 @@ def check_benchmark(ds: RevisitopDataset, need_labels: bool, allow_missing: bool
 
 
 def _query_worker(args):
-    (index_root, mtime, image, box, config, label_paths, export_dir, q) = args
+    (index_root, mtime, image, box, config, label_paths, export_dir, formats, q) = args
     index = _cached_index(index_root, mtime)
     timing: Dict[str, float] = {}
     results = run_query(index, image, box, config, n_jobs=1, timing=timing)
     ranking = np.array([r.image_id for r in results], np.int64)
-    polygons, ious = {}, {}
+    polygons, ious, coco = {}, {}, []
     for r in results:
         if not r.localised:
             continue
         polygons[r.image_id] = r.polygon.astype(np.float32)
         if export_dir is not None:
-            write_png(Path(export_dir) / "masks" / f"{q}_{r.image_id}.png",
-                      r.mask.astype(np.uint8) * 255)
+            entry = write_mask(export_dir, f"{q}_{r.image_id}", r.mask, index.image_path(r.image_id),
+                               formats, r.image_id, r.inliers + r.score)
+            if entry is not None:
+                coco.append(dict(entry, query_id=q))
     by_id = {r.image_id: r for r in results}
     for i, lp in label_paths.items():
         r = by_id.get(i)
@@ -77,7 +80,7 @@ def _query_worker(args):
         size = index.image_size(i)
         pred = Prediction(r.polygon, r.mask) if r is not None and r.localised else None
         ious[i] = clean_pair_iou(pred, polys, size)
-    return q, ranking, polygons, ious, timing
+    return q, ranking, polygons, ious, timing, coco
 
 
 def pixel_metrics(ds: RevisitopDataset, ranks: np.ndarray,
@@ -134,7 +137,8 @@ def evaluate_benchmark(root: PathLike, name: str, index_dir: PathLike,
                        config: Config = Config(), n_jobs: Optional[int] = None,
                        export_dir: Optional[PathLike] = None, official: bool = False,
                        allow_missing: bool = False, progress: bool = True,
-                       distractors: Optional[Distractors] = None) -> dict:
+                       distractors: Optional[Distractors] = None,
+                       export_formats: Sequence[str] = ("png",)) -> dict:
     """Index a revisitop-layout benchmark, run all its queries and score them.
 
     Parameters
@@ -150,12 +154,16 @@ def evaluate_benchmark(root: PathLike, name: str, index_dir: PathLike,
     n_jobs : int, optional
         Cores in all; queries run in parallel, one core each.
     export_dir : path-like, optional
-        Write ``ranks.npy``, ``matching_result.npy`` and ``masks/{q}_{i}.png`` here.
+        Write ``ranks.npy``, ``matching_result.npy`` and the masks of localised results
+        here, in ``export_formats``.
     official : bool
         Score with the published scripts' quirks (see ``docs/metrics.md``).
     allow_missing : bool
         Evaluate on the images present when some are missing.
     progress : bool
+    export_formats : sequence of {"png", "labelme", "coco"}
+        ``masks/{q}_{i}.png``, ``labelme/{q}_{i}.json`` and one ``coco_results.json``
+        (image_id = database index, query_id = query index); see :mod:`classicpr.formats`.
     distractors : Distractors, optional
         Their ids follow the benchmark's own images (the revisitop convention), so rankings
         have ``n_db + n_distractors`` rows; the vocabulary is trained on the benchmark's
@@ -196,13 +204,14 @@ def evaluate_benchmark(root: PathLike, name: str, index_dir: PathLike,
     for q in range(len(ds.qimlist)):
         lp = _positive_labels(ds, labels, q) if has_labels else {}
         jobs.append((index_root, mtime, str(ds.image_dir / ds.query_file(q)), ds.query_box(q),
-                     config, lp, export_dir, q))
+                     config, lp, export_dir, tuple(export_formats), q))
     nq, n_db = len(ds.qimlist), len(index.names)
     ranks = np.zeros((n_db, nq), np.int64)
-    polygons, clean_ious, per_query, counts = {}, {}, [], {}
+    polygons, clean_ious, per_query, counts, coco = {}, {}, [], {}, []
     t1 = time.perf_counter()
-    for q, ranking, polys, ious, timing in run_parallel(_query_worker, jobs, n_jobs,
-                                                         desc="queries", progress=progress):
+    for q, ranking, polys, ious, timing, entries in run_parallel(
+            _query_worker, jobs, n_jobs, desc="queries", progress=progress):
+        coco.extend(entries)
         ranks[:, q] = ranking
         polygons.update({(q, i): p for i, p in polys.items()})
         clean_ious.update({(q, i): v for i, v in ious.items()})
@@ -221,6 +230,8 @@ def evaluate_benchmark(root: PathLike, name: str, index_dir: PathLike,
     out["config"] = config.to_dict()
     if export_dir is not None:
         export_official(export_dir, ranks, polygons)
+        if "coco" in export_formats:
+            write_json(Path(export_dir) / "coco_results.json", coco_results(coco))
     return out
 
 

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "classicpr"
 LAYERS = {
     0: {"errors", "config", "io", "regions", "parallel"},
     1: {"features", "vocabulary", "invfile", "verify", "views", "objects", "masks", "datasets",
-        "metrics", "viz"},
+        "metrics", "viz", "formats"},
     2: {"index"},
     3: {"pipeline"},
     4: {"evaluate"},
