@@ -239,14 +239,19 @@ def cmd_evaluate(args) -> int:
     default_dir = f"classicpr-index-{args.name}" + ("+distractors" if args.distractors else "")
     from .formats import parse_formats
     formats = parse_formats(args.format)
+    export = args.export or (Path(args.report) / "export" if args.report else None)
     result = evaluate_benchmark(args.root, args.name, args.index_dir or Path(default_dir), config,
-                                n_jobs=args.n_jobs, export_dir=args.export,
+                                n_jobs=args.n_jobs, export_dir=export,
                                 official=args.official_quirks, allow_missing=args.allow_missing,
                                 progress=not args.quiet, distractors=distractors,
                                 export_formats=formats)
     _print_table(result)
     if args.json:
         write_json(args.json, result)
+    if args.report:
+        from .demo import write_pictures
+        page = write_pictures(args.root, args.name, export, args.report, result)
+        print(f"report: {page}")
     return 0
 
 
@@ -338,6 +343,9 @@ def _parser_evaluate(sub, common):
     p.add_argument("--export", help="write ranks.npy, matching_result.npy and the masks here")
     p.add_argument("--format", default="png", help="mask files with --export: any of png, "
                    "labelme, coco (comma-separated)")
+    p.add_argument("--report", help="write an HTML report here: scores, precision-recall "
+                   "curves, a per-query table and result grids (exports to REPORT/export "
+                   "without --export)")
     p.add_argument("--distractors", help="folder of distractor images added to the database "
                    "(R1M: revisitop/data/revisitop1m/jpg); ids follow the benchmark's")
     p.add_argument("--distractor-list", help="file listing the distractors to use, one path "

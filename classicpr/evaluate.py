@@ -15,14 +15,15 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from .datasets import RevisitopDataset, load_label_polygons, load_revisitop
+from .datasets import RevisitopDataset, load_label_polygons, load_revisitop, protocol_gnd
 from .errors import ClassicPRError
 from .config import Config
 from .index import Index
 from .formats import coco_results, write_mask
 from .io import PathLike, image_size, list_images, write_json
 from .metrics import (Prediction, clean_pair_iou, clean_pixel_scores, image_map,
-                      official_pair_iou, official_pixel_scores)
+                      official_pair_iou, official_pixel_scores, per_query_scores,
+                      precision_recall_curve)
 from .parallel import run_parallel
 from .pipeline import run_query
 
@@ -243,6 +244,10 @@ def _scores(ds: RevisitopDataset, n_db: int, ranks: np.ndarray,
     IoUs, the mode and any warnings of the official scripts' quirks."""
     out = {"dataset": ds.name, "queries": len(ds.qimlist), "database": n_db}
     out["mAP"] = image_map(ranks, ds.gnd)["mAP"]
+    out["pr_curve"] = {p: precision_recall_curve(ranks, protocol_gnd(ds.gnd, p)).round(4).tolist()
+                       for p in ("medium", "hard")}
+    out["per_query"] = [dict(query=ds.qimlist[q], **scores) for q, scores in enumerate(
+        per_query_scores(ranks, ds.gnd, clean_ious if labels is not None else None))]
     warnings: List[str] = []
     if labels is not None:
         scores, warnings = pixel_metrics(ds, ranks, polygons, clean_ious, official, labels)

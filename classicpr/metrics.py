@@ -127,6 +127,59 @@ def image_map(ranks: np.ndarray, gnd: Sequence[Mapping], kappas: Sequence[int] =
     return out
 
 
+def precision_recall_curve(ranks: np.ndarray, gnd: Sequence[Mapping],
+                           recall_levels: Sequence[float] = tuple(np.linspace(0, 1, 21))
+                           ) -> np.ndarray:
+    """Interpolated precision at fixed recall levels, averaged over the queries that have
+    positives (junk removed from the ranking, as for mAP).
+
+    Parameters
+    ----------
+    ranks : (n_db, n_queries) int array
+    gnd : sequence of dict with 'ok' and 'junk' (see ``protocol_gnd``)
+    recall_levels : sequence of float in [0, 1]
+
+    Returns
+    -------
+    (len(recall_levels), 2) float array of (recall, precision).
+    """
+    levels = np.asarray(recall_levels, np.float64)
+    curves = []
+    for q, g in enumerate(gnd):
+        ok = np.asarray(g["ok"], np.int64)
+        if len(ok) == 0:
+            continue
+        pos = np.sort(_positive_ranks(np.asarray(ranks)[:, q], ok, np.asarray(g.get("junk", []), np.int64)))
+        if len(pos) == 0:
+            curves.append(np.zeros(len(levels)))
+            continue
+        recall = np.arange(1, len(pos) + 1) / len(ok)
+        precision = np.arange(1, len(pos) + 1) / (pos + 1)
+        # interpolated precision: the best precision at this recall or beyond
+        best = np.maximum.accumulate(precision[::-1])[::-1]
+        at = np.searchsorted(recall, levels - 1e-12, side="left")
+        curves.append(np.where(at < len(best), best[np.minimum(at, len(best) - 1)], 0.0))
+    mean = np.mean(curves, axis=0) if curves else np.zeros(len(levels))
+    return np.column_stack([levels, mean])
+
+
+def per_query_scores(ranks: np.ndarray, gnd: Sequence[Mapping],
+                     ious: Optional[Mapping[Tuple[int, int], Tuple[float, float]]] = None
+                     ) -> List[Dict[str, Dict[str, Optional[float]]]]:
+    """AP and (with pair IoUs) mean S-IoU of each query, percent, medium and hard; None
+    where the query has no positives under a protocol."""
+    out: List[Dict[str, Dict[str, Optional[float]]]] = [{"AP": {}, "mIoU_S": {}} for _ in gnd]
+    for proto, pg in _protocol_lists(gnd).items():
+        _, aps, _, _ = revisitop_map(ranks, pg)
+        for q, g in enumerate(pg):
+            has = len(g["ok"]) > 0
+            out[q]["AP"][proto] = 100 * float(aps[q]) if has else None
+            if ious is not None:
+                out[q]["mIoU_S"][proto] = (100 * float(np.mean([ious.get((q, int(i)), (0.0, 0.0))[1]
+                                                                for i in g["ok"]])) if has else None)
+    return out
+
+
 # --------------------------------------------------------------------------- pair IoU
 @dataclasses.dataclass
 class Prediction:

@@ -93,18 +93,66 @@ def results_grid(query: np.ndarray, box: Sequence[float], tiles: List[dict], sid
     return np.vstack(rows)
 
 
+def _pr_svg(curves: dict) -> str:
+    """Inline SVG of interpolated precision against recall, one line per protocol."""
+    if not curves:
+        return ""
+    w, h, m = 360, 260, 40
+    colours = {"medium": "#1f77b4", "hard": "#d62728"}
+    lines, legend = [], []
+    for k, (name, pts) in enumerate(curves.items()):
+        xy = " ".join(f"{m + r * (w - 2 * m):.1f},{h - m - p * (h - 2 * m):.1f}" for r, p in pts)
+        colour = colours.get(name, "#333")
+        lines.append(f"<polyline fill='none' stroke='{colour}' stroke-width='2' points='{xy}'/>")
+        legend.append(f"<text x='{w - m - 70}' y='{m + 16 * k}' fill='{colour}'>"
+                      f"{html.escape(name)}</text>")
+    ticks = "".join(
+        f"<text x='{m + t * (w - 2 * m) - 8:.0f}' y='{h - m + 16}'>{t:.1f}</text>"
+        f"<text x='{m - 30}' y='{h - m - t * (h - 2 * m) + 4:.0f}'>{t:.1f}</text>"
+        for t in (0.0, 0.5, 1.0))
+    return (f"<h2>Precision and recall</h2><svg width='{w}' height='{h}' "
+            f"font-size='12'>"
+            f"<rect x='{m}' y='{m}' width='{w - 2 * m}' height='{h - 2 * m}' fill='none' "
+            f"stroke='#999'/>{''.join(lines)}{''.join(legend)}{ticks}"
+            f"<text x='{w / 2 - 20:.0f}' y='{h - 6}'>recall</text>"
+            f"<text x='4' y='{m - 10}'>precision</text></svg>")
+
+
+def _per_query_table(rows: list) -> str:
+    """Per-query AP and S-mIoU (medium / hard), worst medium AP first."""
+    if not rows:
+        return ""
+
+    def cell(v):
+        return "-" if v is None else f"{v:.1f}"
+    order = sorted(rows, key=lambda r: (r["AP"].get("medium") is None, r["AP"].get("medium") or 0))
+    body = "".join(
+        f"<tr><td>{html.escape(str(r['query']))}</td><td>{cell(r['AP'].get('medium'))}</td>"
+        f"<td>{cell(r['AP'].get('hard'))}</td><td>{cell(r['mIoU_S'].get('medium'))}</td>"
+        f"<td>{cell(r['mIoU_S'].get('hard'))}</td></tr>" for r in order)
+    return ("<h2>Per query (worst first)</h2><table><tr><th>query</th><th>AP medium</th>"
+            "<th>AP hard</th><th>S-mIoU medium</th><th>S-mIoU hard</th></tr>" + body + "</table>")
+
+
 def write_report(folder: PathLike, title: str, metrics: dict, queries: List[dict]) -> Path:
     """A static ``index.html`` (no server, no external assets) linking every query's grid.
 
     Parameters
     ----------
+    metrics : dict
+        The scores (``classicpr evaluate --json``): the metric table, and when present the
+        precision-recall curves (``pr_curve``, drawn as inline SVG) and the per-query
+        table (``per_query``, worst AP first).
     queries : list of dict with 'name' and 'grid' (path relative to folder)
     """
     folder = Path(folder)
     rows = "".join(
         f"<tr><td>{html.escape(k)}</td><td>{v.get('medium', float('nan')):.2f}</td>"
         f"<td>{v.get('hard', float('nan')):.2f}</td></tr>"
-        for k, v in metrics.items() if isinstance(v, dict) and "medium" in v)
+        for k, v in metrics.items()
+        if isinstance(v, dict) and isinstance(v.get("medium"), (int, float)))
+    curves = _pr_svg(metrics.get("pr_curve", {}))
+    per_query = _per_query_table(metrics.get("per_query", []))
     items = "".join(
         f"<h3>{html.escape(q['name'])}</h3><a href='{html.escape(q['grid'])}'>"
         f"<img src='{html.escape(q['grid'])}' style='max-width:100%'></a>" for q in queries)
@@ -116,6 +164,7 @@ td,th{{border:1px solid #999;padding:4px 10px}}</style></head><body>
 without a region), grey = not verified (and not a match). Blue fill: predicted mask;
 yellow outline: ground truth.</p>
 <table><tr><th>metric (%)</th><th>medium</th><th>hard</th></tr>{rows}</table>
+{curves}{per_query}
 {items}</body></html>"""
     path = folder / "index.html"
     with atomic_write(path, "w") as fh:

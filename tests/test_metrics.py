@@ -148,3 +148,22 @@ def test_fixture_scores_reproduce_expected(prmini_root, sift_sp_dir, official):
     for metric, vals in expected.items():
         for proto, v in vals.items():
             assert got[metric][proto] == pytest.approx(v, abs=0.05), (metric, proto)
+
+
+def test_precision_recall_curve_and_per_query_scores_by_hand():
+    from classicpr.metrics import per_query_scores, precision_recall_curve
+    # one query, database 0..4; positives 1 and 3 ranked 1st and 3rd; junk 2 ranked 2nd
+    ranks = np.array([[1], [2], [3], [0], [4]])
+    gnd = [{"ok": [1, 3], "junk": [2]}]
+    curve = precision_recall_curve(ranks, gnd, recall_levels=(0.0, 0.5, 1.0))
+    # junk removed: positives at ranks 0 and 1 -> precision 1 at both recalls
+    np.testing.assert_allclose(curve, [[0, 1], [0.5, 1], [1, 1]])
+    gnd = [{"ok": [0, 4], "junk": []}]  # positives ranked 4th and 5th
+    curve = precision_recall_curve(ranks, gnd, recall_levels=(0.5, 1.0))
+    np.testing.assert_allclose(curve[:, 1], [2 / 5, 2 / 5])  # interpolated: best beyond
+    rows = per_query_scores(ranks, [{"easy": [1], "hard": [3], "junk": [2]}],
+                            {(0, 1): (0.9, 0.8), (0, 3): (0.5, 0.4)})
+    # medium: positives 1 (1st) and 3 (3rd, 2nd after junk) -> AP 1; hard: 3 with 1 as junk
+    assert rows[0]["AP"]["medium"] == pytest.approx(100.0)
+    assert rows[0]["mIoU_S"]["medium"] == pytest.approx(60.0)
+    assert rows[0]["mIoU_S"]["hard"] == pytest.approx(40.0)

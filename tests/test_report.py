@@ -19,6 +19,8 @@ def test_report_is_self_contained(demo_set):
     page = (out / "report" / "index.html").read_text()
     assert "http://" not in page and "https://" not in page  # no external assets
     assert "grid_0.png" in page and "mIoU_S" in page
+    assert "<svg" in page and "<polyline" in page  # precision-recall curves
+    assert "Per query (worst first)" in page and page.count("<tr>") == 5 + 1 + 1 + 3  # 3 queries
 
 
 @pytest.mark.skipif(_chromium() is None, reason="chromium is not installed (apt-get install chromium)")
