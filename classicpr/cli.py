@@ -403,6 +403,27 @@ def _parser_bench(sub, common):
     p.set_defaults(func=cmd_bench)
 
 
+def _parser_serve(sub, common):
+    p = sub.add_parser("serve", parents=[common],
+                       help="a local page to query an index by drawing a box (needs classicpr[web])")
+    p.add_argument("index")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: "
+                   "this machine only)")
+    p.add_argument("--port", type=_positive_int, default=8000)
+    p.add_argument("--top", type=_positive_int, default=10, help="results shown per query")
+    p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest accepted upload")
+    _add_config_flags(p, ["query"])
+    _add_jobs(p)
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args) -> int:
+    from .serve import serve
+    serve(args.index, host=args.host, port=args.port, config=config_from_args(args),
+          top=args.top, n_jobs=args.n_jobs or 1, max_upload_mb=args.max_upload_mb)
+    return 0
+
+
 def _parser_demo(sub, common):
     p = sub.add_parser("demo", parents=[common],
                        help="build a small pixel-retrieval set from bundled photos and run it")
@@ -420,7 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     _global_flags(common, defaults=False)
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_parser_vocab, _parser_index, _parser_search, _parser_query, _parser_evaluate,
-                _parser_score, _parser_config, _parser_download, _parser_bench, _parser_demo):
+                _parser_score, _parser_config, _parser_download, _parser_bench, _parser_serve,
+                _parser_demo):
         add(sub, common)
     return parser
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -488,7 +488,8 @@ def few_features_message(n_features: int, min_inliers: int) -> str:
 
 def run_query(index: Index, image, box=None, config: Config = Config(),
               top: Optional[int] = None, n_jobs: Optional[int] = 1,
-              timing: Optional[Dict[str, float]] = None) -> List[QueryResult]:
+              timing: Optional[Dict[str, float]] = None,
+              progress: Optional[Callable[[str], None]] = None) -> List[QueryResult]:
     """Run one pixel-retrieval query.
 
     Parameters
@@ -511,6 +512,9 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
         :func:`verify_shortlist` ("count_plain_verified", "count_synthesis_tried", ...) and
         "count_query_features". A box with fewer features than ``verify.min_inliers`` is
         logged as a warning.
+    progress : callable, optional
+        Called with the name of each stage as it starts ("features", "retrieval",
+        "verification", "masks"), e.g. to show a long query's progress on a page.
 
     Returns
     -------
@@ -524,13 +528,17 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
     >>> results[0].name, results[0].inliers, results[0].mask.shape       # doctest: +SKIP
     """
     check_index_time(config, index.feature_config)
+    tell = progress or (lambda stage: None)
     t0 = time.perf_counter()
+    tell("features")
     query = extract_query(index, image, box)
     t1 = time.perf_counter()
     if len(query.keypoints) < config.verify.min_inliers:
         log.warning("%s", few_features_message(len(query.keypoints), config.verify.min_inliers))
+    tell("retrieval")
     ids, scores = index.retrieve(query.words)
     t2 = time.perf_counter()
+    tell("verification")
     shortlist = ids if config.verify.shortlist is None else ids[: config.verify.shortlist]
     segment = cue = None
     if config.mask.method == "grabcut" and len(shortlist):
@@ -542,6 +550,7 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
     results = rank_results(index, ids, scores, verified)
     if top is not None:
         results = results[:top]
+    tell("masks")
     compute_masks(index, results, segment, config.mask, n_jobs)
     t4 = time.perf_counter()
     if timing is not None:

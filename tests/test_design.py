@@ -19,7 +19,7 @@ LAYERS = {
     2: {"index"},
     3: {"pipeline"},
     4: {"evaluate"},
-    5: {"cli", "demo", "bench", "download", "__init__"},
+    5: {"cli", "demo", "bench", "download", "serve", "__init__"},
 }
 
 
