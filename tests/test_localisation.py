@@ -190,3 +190,20 @@ def test_presets_switch_synthesis_and_acceptance():
         VerifyConfig(synthesis_tilts="2,x")
     with pytest.raises(ValueError, match="in \\(1, 16\\]"):
         VerifyConfig(synthesis_tilts="0.5")
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_prtilt_targets(prmini_root, tmp_path):
+    """Measurement (pytest -m slow, ~2 min): with default settings, views at tilt 2.8 and 4
+    are localised with S-IoU > 0.5 in >= 80 % and >= 50 % of the pairs."""
+    from classicpr.evaluate import evaluate_benchmark
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from make_tilt_set import make_tilt_set
+    from splits import splits
+    make_tilt_set(prmini_root, tmp_path / "prtilt", seed=0)
+    result = evaluate_benchmark(tmp_path / "prtilt", "prtilt", tmp_path / "index", n_jobs=2,
+                                progress=False)
+    rows = splits(result)
+    assert rows["tilt 2.8"]["S_iou_above_0.5"] >= 0.8 * rows["tilt 2.8"]["pairs"], rows
+    assert rows["tilt 4.0"]["S_iou_above_0.5"] >= 0.5 * rows["tilt 4.0"]["pairs"], rows
