@@ -161,7 +161,7 @@ def cmd_search(args) -> int:
 def cmd_query(args) -> int:
     from .io import read_image, write_json, write_png
     from .formats import coco_results, parse_formats, write_mask
-    from .pipeline import few_features_message, run_query
+    from .pipeline import few_features_warning, run_query
     from .regions import parse_box
     from .viz import overlay
     config = config_from_args(args)
@@ -173,8 +173,7 @@ def cmd_query(args) -> int:
                         timing=timing)
     coco: list = []
     n_features = int(timing["count_query_features"])
-    warnings = ([few_features_message(n_features, config.verify.min_inliers)]
-                if n_features < config.verify.min_inliers else [])
+    warnings = [w for w in [few_features_warning(n_features, config.verify.min_inliers)] if w]
     out = Path(args.out)
     rows = []
     for rank, r in enumerate(results):

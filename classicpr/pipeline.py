@@ -151,7 +151,7 @@ class QueryResult:
     weak : bool
         True for a similarity-transform region of an unverified image.
     rigid : bool
-        Verified, and the homography's inliers cover the box: a rigid plane.
+        Verified, and the box moves as one rigid plane (see :class:`PairVerification`).
     object_location : ObjectLocation or None
         The query's object localised by Hough voting (``mask.method="grabcut"``) on a
         verified image whose box is not one rigid plane.
@@ -206,9 +206,9 @@ def extract_query(index: Index, image, box=None) -> QueryFeatures:
     """
     gray, scale, size = read_gray(image, index.feature_config.max_side)
     kps, desc = detect_sift(gray, index.feature_config, scale)
-    inside = features_in_box(kps, None if box is None else validate_box(box, size))
-    box = (np.array([0, 0, size[0] - 1, size[1] - 1], np.float64) if box is None
-           else validate_box(box, size))
+    valid = None if box is None else validate_box(box, size)
+    inside = features_in_box(kps, valid)
+    box = np.array([0, 0, size[0] - 1, size[1] - 1], np.float64) if valid is None else valid
     kps, desc = kps[inside], desc[inside]
     words = index.vocabulary.assign(rootsift(desc), n_jobs=1)
     return QueryFeatures(kps, desc, words, size, box, gray, scale)
@@ -461,26 +461,30 @@ def compute_masks(index: Index, results: Sequence[QueryResult], segment: Optiona
             refine.append(r)
         elif (config.method == "grabcut" and segment is not None and not r.rigid
               and r.object_location is not None):
-            objects.append((r, carry_segment(segment, r.object_location.transform, size)))
+            objects.append((r, size, carry_segment(segment, r.object_location.transform, size)))
         else:
             r.mask, r.mask_method = projected_mask(r.polygon, size), "projected"
     jobs = [(index.image_path(r.image_id), r.polygon, r.db_points, config) for r in refine]
     for r, m in zip(refine, run_parallel(_refine_one, jobs, n_jobs, progress=False)):
         r.mask, r.mask_method = m.mask, m.method
     jobs = [(index.image_path(r.image_id), carried, r.object_points, config)
-            for r, carried in objects]
-    for (r, carried), m in zip(objects, run_parallel(_object_mask_one, jobs, n_jobs, progress=False)):
+            for r, _, carried in objects]
+    for (r, size, carried), m in zip(objects, run_parallel(_object_mask_one, jobs, n_jobs,
+                                                            progress=False)):
         mask, method = (m, "object") if m is not None else (carried, "object-carried")
         poly = mask_polygon(mask)
         if poly is not None:
             r.mask, r.polygon, r.mask_method = mask, poly, method
         else:
-            r.mask, r.mask_method = projected_mask(r.polygon, index.image_size(r.image_id)), "projected"
+            r.mask, r.mask_method = projected_mask(r.polygon, size), "projected"
 
 
 # ---------------------------------------------------------------------- the query
-def few_features_message(n_features: int, min_inliers: int) -> str:
-    """What to tell a user whose query box holds too few features to verify anything."""
+def few_features_warning(n_features: int, min_inliers: int) -> Optional[str]:
+    """What to tell a user whose query box holds too few features to verify anything
+    (None when there are enough)."""
+    if n_features >= min_inliers:
+        return None
     return (f"the query box holds only {n_features} SIFT features (a homography needs "
             f"{min_inliers} inliers): no image can be verified and the ranking is by visual "
             "words alone; draw the box around a textured object")
@@ -511,7 +515,7 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
         "synthesis_s" in view synthesis), "masks", and the counts of
         :func:`verify_shortlist` ("count_plain_verified", "count_synthesis_tried", ...) and
         "count_query_features". A box with fewer features than ``verify.min_inliers`` is
-        logged as a warning.
+        logged as a warning (:func:`few_features_warning`).
     progress : callable, optional
         Called with the name of each stage as it starts ("features", "retrieval",
         "verification", "masks"), e.g. to show a long query's progress on a page.
@@ -533,8 +537,9 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
     tell("features")
     query = extract_query(index, image, box)
     t1 = time.perf_counter()
-    if len(query.keypoints) < config.verify.min_inliers:
-        log.warning("%s", few_features_message(len(query.keypoints), config.verify.min_inliers))
+    warning = few_features_warning(len(query.keypoints), config.verify.min_inliers)
+    if warning:
+        log.warning("%s", warning)
     tell("retrieval")
     ids, scores = index.retrieve(query.words)
     t2 = time.perf_counter()

@@ -35,7 +35,7 @@ from .config import Config
 from .errors import ClassicPRError
 from .index import Index
 from .io import PathLike, read_image
-from .pipeline import few_features_message, run_query
+from .pipeline import few_features_warning, run_query
 from .regions import validate_box
 from .viz import overlay
 
@@ -123,9 +123,9 @@ class QueryService:
             results = run_query(self.index, image, box, self.config, top=self.top,
                                 n_jobs=self.n_jobs, timing=timing,
                                 progress=lambda stage: self._set(job_id, stage=stage))
-            n = int(timing["count_query_features"])
-            warnings = ([few_features_message(n, self.config.verify.min_inliers)]
-                        if n < self.config.verify.min_inliers else [])
+            warning = few_features_warning(int(timing["count_query_features"]),
+                                           self.config.verify.min_inliers)
+            warnings = [warning] if warning else []
             rows, files = [], {}
             for rank, r in enumerate(results, 1):
                 row = {"rank": rank, "image": r.name, "score": round(r.score, 4),
@@ -193,21 +193,20 @@ def create_app(index_dir: PathLike, config: Config = Config(), top: int = 10, n_
     def images():
         return jsonify([{"id": i, "name": n} for i, n in enumerate(service.index.names)])
 
-    @app.get("/image/<int:image_id>")
-    def image(image_id: int):
+    def jpeg(image_id: Optional[int], token: Optional[str]):
         try:
-            img = service.query_image(image_id, None)
+            img = service.query_image(image_id, token)
         except ClassicPRError as exc:
             return error(str(exc), 404)
         return Response(_encode(img, ".jpg"), mimetype="image/jpeg")
 
+    @app.get("/image/<int:image_id>")
+    def image(image_id: int):
+        return jpeg(image_id, None)
+
     @app.get("/upload/<token>")
     def uploaded(token: str):
-        try:
-            img = service.query_image(None, token)
-        except ClassicPRError as exc:
-            return error(str(exc), 404)
-        return Response(_encode(img, ".jpg"), mimetype="image/jpeg")
+        return jpeg(None, token)
 
     @app.post("/upload")
     def upload():

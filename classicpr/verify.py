@@ -16,6 +16,7 @@ pairs with published homographies (``benchmarks/homography.py``).
 from __future__ import annotations
 
 import dataclasses
+from math import lgamma, log
 from typing import Optional, Tuple
 
 import cv2
@@ -200,7 +201,6 @@ def log_nfa(residuals: np.ndarray, n: int, area: float, sample_size: int = 4,
     float
         ``min_k log10 NFA(k)`` over k = sample_size + 1 ... m (inf when m <= sample_size).
     """
-    from math import lgamma, log
     e = np.sort(np.maximum(np.asarray(residuals, np.float64), min_error))
     s, m = sample_size, len(e)
     if m <= s or n <= s:
@@ -212,62 +212,6 @@ def log_nfa(residuals: np.ndarray, n: int, area: float, sample_size: int = 4,
     log_c_ks = (lg(k + 1) - lgamma(s + 1) - lg(k - s + 1)) / log(10)
     values = np.log10(n - s) + log_c_nk + log_c_ks + (k - s) * np.log10(alpha)
     return float(values.min())
-
-
-def ratio_correspondences_in_words(query_desc: np.ndarray, query_words: np.ndarray,
-                                   db_desc: np.ndarray, db_words: np.ndarray, ratio: float = 0.85
-                                   ) -> Tuple[np.ndarray, np.ndarray]:
-    """Ratio-test matches where each query descriptor is compared only with the database
-    descriptors of its k nearest visual words (an inverted-file approximation of
-    :func:`ratio_correspondences`, ~100x fewer distance computations for k = 8 of 8,192
-    words).
-
-    A query descriptor's exact nearest neighbour lies in one of its k nearest words with
-    high probability; its second nearest, less often. A descriptor with a single
-    candidate is matched only when that candidate is closer than ``ratio`` times the
-    distance to the farthest of its k words' centres (distinct among the descriptors near
-    it).
-
-    Parameters
-    ----------
-    query_desc : (M, D) float32 array, unit rows
-    query_words : (M, k) int array
-        The k nearest words of each query descriptor.
-    db_desc : (N, D) float32 array, unit rows
-    db_words : (N,) int array
-        Word of each database descriptor.
-    ratio : float
-
-    Returns
-    -------
-    qi, di : (P,) int64 arrays.
-    """
-    none = np.zeros(0, np.int64), np.zeros(0, np.int64)
-    m, k = query_words.shape if query_words.ndim == 2 else (len(query_words), 1)
-    if m == 0 or len(db_words) == 0:
-        return none
-    order = np.argsort(db_words, kind="stable")
-    sorted_words = np.asarray(db_words, np.int64)[order]
-    flat = np.asarray(query_words, np.int64).reshape(-1)
-    start = np.searchsorted(sorted_words, flat, side="left")
-    count = np.searchsorted(sorted_words, flat, side="right") - start
-    if count.sum() == 0:
-        return none
-    owner = np.repeat(np.arange(m).repeat(k), count)
-    within = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
-    cand = order[np.repeat(start, count) + within]
-    sims = np.einsum("ij,ij->i", query_desc[owner], db_desc[cand])
-    dist = np.sqrt(np.maximum(2.0 - 2.0 * sims, 0.0))
-    by = np.lexsort((dist, owner))  # per query descriptor, nearest candidate first
-    owner, cand, dist = owner[by], cand[by], dist[by]
-    first = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-    n_cand = np.diff(np.r_[first, len(owner)])
-    second = np.where(n_cand > 1, dist[np.minimum(first + 1, len(dist) - 1)], np.inf)
-    keep = dist[first] < ratio * second
-    single = n_cand == 1
-    if single.any():  # no second candidate: compare with the query's k-th word centre
-        keep[single] = False
-    return owner[first][keep].astype(np.int64), cand[first][keep].astype(np.int64)
 
 
 def check_homography(H: np.ndarray, box: np.ndarray, db_size: Tuple[int, int],

@@ -127,27 +127,6 @@ class Vocabulary:
             out[rows] = self._nearest(x[rows], members.astype(np.int64))
         return out
 
-    def assign_nearest(self, descriptors: np.ndarray, k: int, n_jobs: Optional[int] = 1
-                       ) -> np.ndarray:
-        """The ``k`` nearest words of every descriptor, nearest first (exact search).
-
-        Parameters
-        ----------
-        descriptors : (N, D) float32 array
-        k : int
-            Words per descriptor (at most the vocabulary size).
-
-        Returns
-        -------
-        (N, k) int64 array of word ids.
-        """
-        descriptors = np.ascontiguousarray(descriptors, dtype=np.float32)
-        k = min(int(k), self.size)
-        if len(descriptors) == 0:
-            return np.zeros((0, k), np.int64)
-        _set_threads(n_jobs)
-        return _flat_search(self.centroids, descriptors, k)[1].astype(np.int64)
-
     def assign(self, descriptors: np.ndarray, n_jobs: Optional[int] = 1,
                exact: bool = False) -> np.ndarray:
         """Nearest visual word of every descriptor.
