@@ -138,7 +138,8 @@ def _one_size(image_dir: Path, names: List[str], vocab_path: Path, work: Path, n
     rng = np.random.default_rng(0)
     qids = rng.choice(len(names), min(n_queries, len(names)), replace=False)
     splits: Dict[str, list] = {"retrieval": [], "verification": [], "synthesis": [], "masks": [],
-                               "masks_grabcut": []}
+                               "masks_grabcut": [], "retrieval_bow": [],
+                               "verification_hamming": [], "verification_ratio_plain": []}
     for q in qids:
         w, h = index.invfile.sizes[q]
         box = (0.25 * w, 0.25 * h, 0.75 * w, 0.75 * h)
@@ -153,6 +154,15 @@ def _one_size(image_dir: Path, names: List[str], vocab_path: Path, work: Path, n
                 splits["synthesis"].append(t["synthesis_s"])  # part of verification
             else:
                 splits["masks_grabcut"].append(t["masks"])
+        # scorings and correspondences side by side (plain verification: no view synthesis)
+        for key, updates in (("retrieval_bow", {"retrieval.scoring": "bow"}),
+                             ("verification_hamming", {"verify.method": "hamming"}),
+                             ("verification_ratio_plain", {})):
+            t = {}
+            run_query(index, img, box, Config().updated({"mask.method": "projected", "mask.top": 20,
+                                                         "verify.synthesis_candidates": 0,
+                                                         **updates}), n_jobs=n_jobs, timing=t)
+            splits[key].append(t["retrieval" if key.startswith("retrieval") else "verification"])
     exhaustive = []
     for q in qids[:exhaustive_queries]:
         w, h = index.invfile.sizes[q]
@@ -162,6 +172,7 @@ def _one_size(image_dir: Path, names: List[str], vocab_path: Path, work: Path, n
         exhaustive.append(t["retrieval"] + t["verification"] + t["masks"])
     med = {k: 1000 * float(np.median(v)) for k, v in splits.items()}
     disk = (work / "index" / "index.npz").stat().st_size
+    features_disk = sum(p.stat().st_size for p in (work / "index" / "features").glob("**/*.npz"))
     inv = index.invfile.nbytes()
     return {
         "n": len(index.names), "extract_ms_per_image": 1000 * index.timing["features_s"] / len(names),
@@ -169,7 +180,12 @@ def _one_size(image_dir: Path, names: List[str], vocab_path: Path, work: Path, n
         "index_build_s": build, "features_per_image": n_desc / len(index.names),
         "index_bytes_per_image": sum(inv.values()) / len(index.names),
         "index_bytes_per_image_disk": (disk - vocab.centroids.nbytes) / len(index.names),
-        "query_ms": {"retrieval": med["retrieval"], "verification": med["verification"],
+        "index_parts_bytes_per_image": {k: v / len(index.names) for k, v in inv.items()},
+        "features_bytes_per_image_disk": features_disk / len(index.names),
+        "query_ms": {"retrieval": med["retrieval"], "retrieval_bow": med["retrieval_bow"],
+                     "verification": med["verification"],
+                     "verification_ratio_plain": med["verification_ratio_plain"],
+                     "verification_hamming_plain": med["verification_hamming"],
                      "of_which_view_synthesis": med["synthesis"],
                      "masks": med["masks"], "masks_grabcut": med["masks_grabcut"],
                      "total": med["retrieval"] + med["verification"] + med["masks"]},
@@ -266,6 +282,16 @@ def format_table(result: dict) -> str:
                      f"{q['masks']:>8.1f} {q['total']:>8.1f} "
                      f"{(ex if ex is not None else float('nan')):>10.0f} {r['peak_rss_mb']:>8.0f} "
                      f"{r['peak_rss_build_mb']:>8.0f}")
+    lines.append(f"{'images':>7} {'asmk ms':>8} {'bow ms':>8} {'ratio ms':>8} {'hamming ms':>10} "
+                 f"{'index KB/img':>12} {'features KB/img':>15}   (plain verification, no views)")
+    for n in result["sizes"]:
+        r = result["results"][str(n)]
+        q = r["query_ms"]
+        lines.append(f"{n:>7} {q['retrieval']:>8.1f} {q.get('retrieval_bow', float('nan')):>8.1f} "
+                     f"{q.get('verification_ratio_plain', float('nan')):>8.1f} "
+                     f"{q.get('verification_hamming_plain', float('nan')):>10.1f} "
+                     f"{r['index_bytes_per_image'] / 1024:>12.1f} "
+                     f"{r.get('features_bytes_per_image_disk', float('nan')) / 1024:>15.1f}")
     lines.append(f"index build, n_jobs=1 vs bare OpenCV SIFT loop: "
                  f"{result['build_overhead_vs_bare_sift']:.2f}x; n_jobs=2 speedup: {result['speedup_2_jobs']:.2f}x "
                  f"(the bare loop in 2 processes: {result['hardware_speedup_2']:.2f}x)")

@@ -48,10 +48,11 @@ def _add_jobs(p):
 #: Command-line shortcuts for config keys (each also settable with --set KEY=VALUE); their
 #: types, choices and help come from classicpr.config.
 CONFIG_FLAGS = {
-    "query": {"--shortlist": "verify.shortlist", "--verify": "verify.method",
-              "--mask": "mask.method"},
+    "scoring": {"--scoring": "retrieval.scoring"},
+    "query": {"--expansion": "retrieval.expansion", "--shortlist": "verify.shortlist",
+              "--verify": "verify.method", "--mask": "mask.method"},
     "index": {"--vocab-size": "vocabulary.size", "--seed": "vocabulary.seed",
-              "--max-side": "features.max_side"},
+              "--max-side": "features.max_side", "--signature-bits": "vocabulary.signature_bits"},
 }
 
 
@@ -114,7 +115,8 @@ def cmd_vocab(args) -> int:
     store = FeatureStore(Path(str(args.out) + ".features"), config.features)
     done, _ = extract_to_store(args.image_dir, names, store, args.n_jobs, not args.quiet)
     size = config.vocabulary.size
-    vocab = train_vocabulary(store, done, size, config.vocabulary.seed, args.n_jobs)
+    vocab = train_vocabulary(store, done, size, config.vocabulary.seed, args.n_jobs,
+                             config.vocabulary.signature_bits)
     if size is not None and vocab.size < size:
         raise ClassicPRError(f"only {vocab.size} descriptors in {args.image_dir}; "
                              f"--vocab-size {size} needs at least as many")
@@ -133,7 +135,8 @@ def cmd_index(args) -> int:
                              f"{config.vocabulary.size}")
     index = Index.build(args.image_dir, args.out, vocabulary=vocab,
                         vocab_size=config.vocabulary.size, feature_config=config.features,
-                        seed=config.vocabulary.seed, n_jobs=args.n_jobs, progress=not args.quiet)
+                        seed=config.vocabulary.seed, n_jobs=args.n_jobs, progress=not args.quiet,
+                        signature_bits=config.vocabulary.signature_bits)
     print(f"indexed {len(index.names)} images ({len(index.skipped)} skipped) with "
           f"{index.vocabulary.size} words -> {args.out}; "
           f"{index.nbytes_per_image() / 1024:.1f} KiB per image")
@@ -148,12 +151,13 @@ def _load_index(path):
 
 
 def cmd_search(args) -> int:
-    from .pipeline import extract_query
+    from .pipeline import extract_query, retrieve
     from .regions import parse_box
+    config = config_from_args(args)
     index = _load_index(args.index)
     box = parse_box(args.box) if args.box else None
-    ids, scores = index.retrieve(extract_query(index, args.image, box).words, top=args.top)
-    for i, s in zip(ids, scores):
+    ids, scores = retrieve(index, extract_query(index, args.image, box), config.retrieval)
+    for i, s in zip(ids[: args.top], scores[: args.top]):
         print(f"{index.names[i]}\t{s:.4f}")
     return 0
 
@@ -302,11 +306,13 @@ def _parser_index(sub, common):
 
 
 def _parser_search(sub, common):
-    p = sub.add_parser("search", parents=[common], help="image-level retrieval (BoW only)")
+    p = sub.add_parser("search", parents=[common],
+                       help="image-level retrieval (ASMK* or BoW, no verification)")
     p.add_argument("index")
     p.add_argument("image")
     p.add_argument("--box", help="x1,y1,x2,y2 in query pixels")
     p.add_argument("--top", type=_positive_int, default=10)
+    _add_config_flags(p, ["scoring"])
     p.set_defaults(func=cmd_search)
 
 
@@ -320,7 +326,7 @@ def _parser_query(sub, common):
     p.add_argument("--top", type=_positive_int, default=10)
     p.add_argument("--format", default="png", help="mask files: any of png, labelme, coco "
                    "(comma-separated; coco needs pip install 'classicpr[coco]')")
-    _add_config_flags(p, ["query"])
+    _add_config_flags(p, ["scoring", "query"])
     _add_jobs(p)
     p.set_defaults(func=cmd_query)
 
@@ -351,7 +357,7 @@ def _parser_evaluate(sub, common):
                    "relative to --distractors per line (e.g. revisitop1m.txt)")
     p.add_argument("--max-distractors", type=_positive_int,
                    help="use only the first N distractors (e.g. 100000 for R100k-style runs)")
-    _add_config_flags(p, ["query", "index"])
+    _add_config_flags(p, ["scoring", "query", "index"])
     _add_jobs(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -411,7 +417,7 @@ def _parser_serve(sub, common):
     p.add_argument("--port", type=_positive_int, default=8000)
     p.add_argument("--top", type=_positive_int, default=10, help="results shown per query")
     p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest accepted upload")
-    _add_config_flags(p, ["query"])
+    _add_config_flags(p, ["scoring", "query"])
     _add_jobs(p)
     p.set_defaults(func=cmd_serve)
 

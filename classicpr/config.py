@@ -6,6 +6,7 @@ the JSON files classicpr writes and the validation all read the same list::
 
     features    how SIFT is extracted (fixed when an index is built)
     vocabulary  the visual vocabulary trained when an index is built
+    retrieval   how the database is ranked before verification, and query expansion
     verify      spatial verification of the shortlist
     mask        the region and pixel mask of each localised result
 
@@ -127,7 +128,7 @@ class VocabularyConfig(_Section):
 
     Attributes
     ----------
-    size, seed
+    size, seed, signature_bits
         See each field's ``help``.
     """
 
@@ -136,6 +137,40 @@ class VocabularyConfig(_Section):
                                  none="the power of two nearest (training descriptors / 40), "
                                       "in [256, 16384]")
     seed: int = _param(0, "seed of k-means (training sample and initialisation)")
+    signature_bits: int = _param(
+        128, "length of the Hamming-embedding signature kept for every feature (8 bytes per "
+        "64 bits): 128 ranks better, 64 halves the signatures' memory", choices=(64, 128))
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrievalConfig(_Section):
+    """How the database is ranked before verification, and query expansion after it.
+
+    Attributes
+    ----------
+    scoring, alpha, tau, query_assignments, expansion, expansion_top
+        See each field's ``help`` (``RetrievalConfig.describe()``).
+    """
+
+    SECTION = "retrieval"
+    scoring: str = _param(
+        "asmk", "'asmk' = ASMK* selective match kernel over the index's 64-bit Hamming "
+        "signatures (one binary vector per word and image, bursts counted once); 'bow' = "
+        "tf-idf cosine of bags of words", choices=("asmk", "bow"))
+    alpha: float = _param(3.0, "'asmk': selectivity exponent (Tolias et al.'s 3)", low=1.0)
+    tau: float = _param(0.0, "'asmk': word similarities at or below this count 0 (in [-1, 1), "
+                        "Tolias et al.'s 0)", low=-1.0, high=0.99)
+    query_assignments: int = _param(
+        5, "'asmk': each query feature counts in its this many nearest words (multiple "
+        "assignment on the query side only, as in asmk)", low=1, high=32)
+    expansion: str = _param(
+        "aqe", "'aqe' = average query expansion: after verification, the query is "
+        "expanded with the features that the best verified images hold inside the projected "
+        "box, the database ranked again and new shortlisted images verified; 'none' = off",
+        choices=("none", "aqe"))
+    expansion_top: int = _param(
+        5, "'aqe': at most this many verified images (most inliers first) expand the query",
+        low=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,8 +190,13 @@ class VerifyConfig(_Section):
         none="every database image (exhaustive verification)")
     method: str = _param(
         "ratio", "correspondences: 'ratio' = RootSIFT ratio-test matching against the "
-        "descriptors in INDEX/features; 'words' = features sharing a visual word (no "
-        "descriptors needed)", choices=("ratio", "words"))
+        "descriptors in INDEX/features; 'hamming' = features sharing a visual word whose "
+        "Hamming signatures differ in at most hamming_threshold of their bits (no "
+        "descriptors needed); 'words' = features sharing a visual word",
+        choices=("ratio", "hamming", "words"))
+    hamming_threshold: float = _param(
+        0.375, "method 'hamming': most differing bits of a correspondence's signatures, as a "
+        "fraction of their length (24 of 64 bits, Jegou et al.'s threshold)", low=0.0, high=0.5)
     ratio: float = _param(0.85, "Lowe's ratio for method 'ratio' (a little looser than 0.8, "
                           "since RANSAC follows)", low=0.0, high=1.0)
     acceptance: str = _param(
@@ -255,7 +295,7 @@ class MaskConfig(_Section):
 
 
 SECTIONS = {"features": FeatureConfig, "vocabulary": VocabularyConfig,
-            "verify": VerifyConfig, "mask": MaskConfig}
+            "retrieval": RetrievalConfig, "verify": VerifyConfig, "mask": MaskConfig}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -266,6 +306,7 @@ class Config:
     ----------
     features : FeatureConfig
     vocabulary : VocabularyConfig
+    retrieval : RetrievalConfig
     verify : VerifyConfig
     mask : MaskConfig
 
@@ -278,6 +319,7 @@ class Config:
 
     features: FeatureConfig = FeatureConfig()
     vocabulary: VocabularyConfig = VocabularyConfig()
+    retrieval: RetrievalConfig = RetrievalConfig()
     verify: VerifyConfig = VerifyConfig()
     mask: MaskConfig = MaskConfig()
 
@@ -377,7 +419,8 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     "paper": {"verify.shortlist": None, "verify.method": "ratio", "verify.refit": False,
               "verify.min_weak_inliers": 0, "verify.acceptance": "inliers",
               "verify.min_inliers": 12, "verify.synthesis_candidates": 0,
-              "mask.method": "projected"},
+              "mask.method": "projected", "retrieval.scoring": "bow",
+              "retrieval.expansion": "none"},
 }
 
 

@@ -189,7 +189,8 @@ def evaluate_benchmark(root: PathLike, name: str, index_dir: PathLike,
         names = db_files + extra
     index = Index.build(image_dir, index_dir, names=names, vocab_size=config.vocabulary.size,
                         feature_config=config.features, seed=config.vocabulary.seed,
-                        n_jobs=n_jobs, progress=progress, train_names=db_files)
+                        n_jobs=n_jobs, progress=progress, train_names=db_files,
+                        signature_bits=config.vocabulary.signature_bits)
     if index.names[: len(db_files)] != db_files:
         bad = sorted(set(db_files) - set(index.names))
         raise ClassicPRError(f"{len(bad)} database images could not be indexed: {bad[:10]}")
@@ -209,6 +210,7 @@ def evaluate_benchmark(root: PathLike, name: str, index_dir: PathLike,
     nq, n_db = len(ds.qimlist), len(index.names)
     ranks = np.zeros((n_db, nq), np.int64)
     polygons, clean_ious, per_query, counts, coco = {}, {}, [], {}, []
+    stages: Dict[str, List[float]] = {}
     t1 = time.perf_counter()
     for q, ranking, polys, ious, timing, entries in run_parallel(
             _query_worker, jobs, n_jobs, desc="queries", progress=progress):
@@ -217,8 +219,10 @@ def evaluate_benchmark(root: PathLike, name: str, index_dir: PathLike,
         polygons.update({(q, i): p for i, p in polys.items()})
         clean_ious.update({(q, i): v for i, v in ious.items()})
         per_query.append(sum(timing[k] for k in ("features", "retrieval", "verification", "masks")))
+        for k in ("features", "retrieval", "verification", "masks"):
+            stages.setdefault(k, []).append(timing[k])
         for k, v in timing.items():
-            if k.startswith("count_") or k == "synthesis_s":
+            if k.startswith("count_") or k.endswith("_s"):
                 counts.setdefault(k.replace("count_", ""), []).append(v)
     t_queries = time.perf_counter() - t1
     out = _scores(ds, n_db, ranks, polygons, clean_ious, official, labels if has_labels else None)
@@ -226,8 +230,10 @@ def evaluate_benchmark(root: PathLike, name: str, index_dir: PathLike,
         out["distractors"] = n_db - len(db_files)
     out["timing_s"] = {"index_build": t_index, "queries_total": t_queries,
                        "per_query_median": float(np.median(per_query)) if per_query else 0.0,
-                       "synthesis_per_query_median": float(np.median(counts.get("synthesis_s", [0])))}
-    out["verification"] = {k: int(sum(v)) for k, v in counts.items() if k != "synthesis_s"}
+                       "synthesis_per_query_median": float(np.median(counts.get("synthesis_s", [0]))),
+                       "expansion_per_query_median": float(np.median(counts.get("expansion_s", [0]))),
+                       "stage_medians": {k: float(np.median(v)) for k, v in stages.items()}}
+    out["verification"] = {k: int(sum(v)) for k, v in counts.items() if not k.endswith("_s")}
     out["config"] = config.to_dict()
     if export_dir is not None:
         export_official(export_dir, ranks, polygons)

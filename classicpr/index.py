@@ -35,28 +35,36 @@ from .vocabulary import TRAINING_PER_WORD, Vocabulary, default_vocabulary_size
 log = logging.getLogger("classicpr")
 
 INDEX_KIND = "classicpr.index"
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 PART_KIND = "classicpr.index-part"
-PART_VERSION = 1
+PART_VERSION = 2
 #: Images per part (assignment chunk); bounds the memory of assignment.
 CHUNK = 500
 
+
+#: Most descriptors the Hamming-embedding medians are learned on (drawn evenly over the
+#: training images; all of them in databases of up to ~300 photos). Medians of the very
+#: features the index holds split each word's population evenly, so that unrelated features
+#: agree on as few bits as possible: on prmini-dev, learned on all database features they
+#: give 85.4 / 64.6 ASMK mAP, on a random half 81.7 / 59.1 (docs/benchmarks.md).
+EMBEDDING_TRAINING = 1_000_000
 
 #: Images per joblib task when assigning words (amortises shipping the vocabulary).
 ASSIGN_BATCH = 25
 
 
-def _assign_batch(args) -> List[Tuple[str, np.ndarray, np.ndarray, Tuple[int, int]]]:
-    """Words of a batch of images, assigned in one call (large BLAS products are far
-    cheaper per descriptor than one small product per image)."""
+def _assign_batch(args) -> List[Tuple[str, np.ndarray, np.ndarray, Tuple[int, int], np.ndarray]]:
+    """Words and Hamming signatures of a batch of images, assigned in one call (large BLAS
+    products are far cheaper per descriptor than one small product per image)."""
     single_threaded_opencv()
     names, store, vocab = args
     loaded = [store.load(name) for name in names]
     desc = [d for _, d, _ in loaded]
-    words = vocab.assign(rootsift(np.concatenate(desc)) if desc else np.zeros((0, 128), np.float32),
-                         n_jobs=1)
+    x = rootsift(np.concatenate(desc)) if desc else np.zeros((0, 128), np.float32)
+    words = vocab.assign(x, n_jobs=1)
+    sigs = vocab.embedding.signatures(x, words)
     bounds = np.cumsum([0] + [len(d) for d in desc])
-    return [(name, words[bounds[k]:bounds[k + 1]], kps, size)
+    return [(name, words[bounds[k]:bounds[k + 1]], kps, size, sigs[bounds[k]:bounds[k + 1]])
             for k, (name, (kps, _, size)) in enumerate(zip(names, loaded))]
 
 
@@ -82,8 +90,9 @@ def sample_training_descriptors(store: FeatureStore, names: Sequence[str], total
 
 
 def train_vocabulary(store: FeatureStore, names: Sequence[str], size: Optional[int] = None,
-                     seed: int = 0, n_jobs: Optional[int] = None) -> Vocabulary:
-    """Train a vocabulary on the stored features of ``names``.
+                     seed: int = 0, n_jobs: Optional[int] = None, signature_bits: int = 128
+                     ) -> Vocabulary:
+    """Train a vocabulary and its Hamming embedding on the stored features of ``names``.
 
     Parameters
     ----------
@@ -95,6 +104,9 @@ def train_vocabulary(store: FeatureStore, names: Sequence[str], size: Optional[i
         Number of words (default :func:`default_vocabulary_size` of the descriptors there).
     seed : int
     n_jobs : int, optional
+    signature_bits : {64, 128}
+        Length of the Hamming-embedding signatures, learned on up to
+        ``EMBEDDING_TRAINING`` descriptors of ``names``.
 
     Returns
     -------
@@ -111,7 +123,31 @@ def train_vocabulary(store: FeatureStore, names: Sequence[str], size: Optional[i
     train = sample_training_descriptors(store, names, TRAINING_PER_WORD * k, seed)
     if len(train) < 1:
         raise ClassicPRError("no features found in any image; cannot train a vocabulary")
-    return Vocabulary.train(train, min(k, len(train)), seed=seed, n_jobs=n_jobs)
+    vocab = Vocabulary.train(train, min(k, len(train)), seed=seed, n_jobs=n_jobs)
+    sample = (train if n_desc <= len(train) else
+              sample_training_descriptors(store, names, EMBEDDING_TRAINING, seed))
+    return vocab.with_embedding(sample, seed, signature_bits)
+
+
+def _with_embedding(vocabulary: Vocabulary, store: FeatureStore, names: Sequence[str],
+                    seed: int, bits: int) -> Vocabulary:
+    """A given vocabulary, with a Hamming embedding learned on ``names`` if it has none."""
+    if vocabulary.embedding is not None:
+        return vocabulary
+    log.info("the vocabulary has no Hamming embedding; learning one on the database")
+    sample = sample_training_descriptors(store, names, EMBEDDING_TRAINING, seed)
+    return vocabulary.with_embedding(sample, seed, bits)
+
+
+def _ranking(scores: np.ndarray, top: Optional[int]) -> Tuple[np.ndarray, np.ndarray]:
+    """Image ids by decreasing score (ties by id) and their scores, the first ``top``."""
+    n = len(scores)
+    if top is not None and top < n:
+        part = np.argpartition(-scores, top - 1)[:top]
+        order = part[np.lexsort((part, -scores[part]))]
+    else:
+        order = np.lexsort((np.arange(n), -scores))
+    return order.astype(np.int64), scores[order]
 
 
 @dataclasses.dataclass
@@ -126,6 +162,8 @@ class StoredImage:
         Visual word of each feature.
     keypoints : (N, 4) float32 array
         x, y, scale, orientation in original pixels.
+    signatures : (N,) uint64 array
+        Hamming-embedding signature of each feature.
     size : (width, height)
     feature_scale : float
         Original pixels per pixel of the ``max_side``-px image features were detected on.
@@ -135,6 +173,7 @@ class StoredImage:
     name: str
     words: np.ndarray
     keypoints: np.ndarray
+    signatures: np.ndarray
     size: Tuple[int, int]
     feature_scale: float
 
@@ -174,7 +213,8 @@ class Index:
               vocabulary: Optional[Vocabulary] = None, vocab_size: Optional[int] = None,
               feature_config: FeatureConfig = FeatureConfig(), seed: int = 0,
               n_jobs: Optional[int] = None, progress: bool = True,
-              train_names: Optional[Sequence[str]] = None) -> "Index":
+              train_names: Optional[Sequence[str]] = None, signature_bits: int = 128
+              ) -> "Index":
         """Extract features, train (or use) a vocabulary and index every image.
 
         Parameters
@@ -198,6 +238,9 @@ class Index:
         train_names : sequence of str, optional
             The images whose features train the vocabulary (default: all of ``names``),
             e.g. a benchmark's own images and not its 1M distractors.
+        signature_bits : {64, 128}
+            Hamming-embedding signature length (for a given vocabulary without an
+            embedding, or a trained one).
         """
         image_dir, root = Path(image_dir), Path(root)
         if names is None:
@@ -213,7 +256,8 @@ class Index:
         if existing is not None:
             same_vocab = (np.array_equal(vocabulary.centroids, existing.vocabulary.centroids)
                           if vocabulary is not None else
-                          vocab_size is None or vocab_size == existing.vocabulary.size)
+                          (vocab_size is None or vocab_size == existing.vocabulary.size)
+                          and existing.vocabulary.embedding.bits == signature_bits)
             foreign = set(existing.names) - set(names)
             if foreign:
                 raise ClassicPRError(
@@ -240,7 +284,10 @@ class Index:
                 train_from = [n for n in done if n in wanted]
             else:
                 train_from = done
-            vocabulary = train_vocabulary(store, train_from, vocab_size, seed, n_jobs)
+            vocabulary = train_vocabulary(store, train_from, vocab_size, seed, n_jobs,
+                                          signature_bits)
+        else:
+            vocabulary = _with_embedding(vocabulary, store, done, seed, signature_bits)
         t2 = time.perf_counter()
         index = cls(vocabulary, feature_config, image_dir, root)
         index.skipped = list(skipped)
@@ -277,7 +324,8 @@ class Index:
                 _assign_batch, jobs, n_jobs, desc=f"words {start + len(chunk)}/{len(names)}",
                 progress=progress) for r in batch]
             arrays = chunk_arrays([r[1] for r in results], [r[2] for r in results],
-                                  [r[3] for r in results], self.vocabulary.size)
+                                  [r[3] for r in results], self.vocabulary.size,
+                                  [r[4] for r in results])
             with array_writer(path, PART_KIND, PART_VERSION,
                               {"names": chunk, "vocabulary": fingerprint}) as w:
                 for key, a in arrays.items():
@@ -349,21 +397,36 @@ class Index:
         ids : (n,) int64 array, best first (all images if ``top`` is None)
         scores : (n,) float32 array
         """
-        scores = self.invfile.query(words)
-        n = len(scores)
-        if top is not None and top < n:
-            part = np.argpartition(-scores, top - 1)[:top]
-            order = part[np.lexsort((part, -scores[part]))]
-        else:
-            order = np.lexsort((np.arange(n), -scores))
-        return order.astype(np.int64), scores[order]
+        return _ranking(self.invfile.query(words), top)
+
+    def retrieve_asmk(self, words: np.ndarray, vectors: np.ndarray, alpha: float = 3.0,
+                      tau: float = 0.0, top: Optional[int] = None
+                      ) -> Tuple[np.ndarray, np.ndarray]:
+        """Rank database images by ASMK* similarity (:meth:`InvertedFile.query_asmk`).
+
+        Parameters
+        ----------
+        words : (U,) int array
+            Distinct visual words of the query.
+        vectors : (U,) uint64 array
+            The query's aggregated binary vector in each
+            (:meth:`classicpr.embedding.HammingEmbedding.aggregate`).
+
+        Returns
+        -------
+        ids : (n,) int64 array, best first (all images if ``top`` is None)
+        scores : (n,) float32 array
+        """
+        return _ranking(self.invfile.query_asmk(words, vectors, alpha, tau), top)
 
     def candidate(self, image_id: int) -> "StoredImage":
-        """The stored words and geometry of database image ``image_id`` (direct index)."""
-        words, keypoints = self.invfile.image_features(int(image_id))
+        """The stored words, geometry and signatures of database image ``image_id``
+        (direct index; features sorted by word)."""
+        words, keypoints, signatures = self.invfile.image_features(int(image_id))
         size = tuple(int(v) for v in self.invfile.sizes[image_id])
-        return StoredImage(int(image_id), self.names[image_id], words, keypoints, size,
-                           max(size) / self.feature_config.max_side)
+        return StoredImage(int(image_id), self.names[image_id], words, keypoints, signatures,
+                           size, max(size) / self.feature_config.max_side)
+
 
     def image_size(self, image_id: int) -> Tuple[int, int]:
         """(width, height) of database image ``image_id`` in original pixels."""
@@ -408,7 +471,8 @@ class Index:
             root = root.parent
         arrays, meta = load_arrays(root / "index.npz", INDEX_KIND, INDEX_VERSION, mmap=True,
                                    verify=verify)
-        if "vocab_centroids" not in arrays or "names" not in meta or "inv_images" not in arrays:
+        if ("vocab_centroids" not in arrays or "vocab_he_projection" not in arrays
+                or "names" not in meta or "inv_images" not in arrays):
             raise CorruptFileError(f"{root / 'index.npz'} lacks the vocabulary, image list or "
                                    "postings; it was written by an older classicpr: rebuild it")
         # the vocabulary is small and used whole: read it into memory

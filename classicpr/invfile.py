@@ -26,6 +26,8 @@ from typing import Callable, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from tqdm.auto import tqdm
 
+from .embedding import hamming, majority_signatures, selective_similarity
+
 XY_LEVELS = 65535
 
 
@@ -61,8 +63,10 @@ def dequantise_geometry(xy: np.ndarray, scale: np.ndarray, angle: np.ndarray,
 
 
 #: Arrays of a chunk (and of a whole index); see :func:`chunk_arrays` for shapes and dtypes.
-CHUNK_KEYS = ("inv_indptr", "inv_images", "inv_counts", "offsets", "words", "xy", "scale",
-              "angle", "sizes")
+CHUNK_KEYS = ("inv_indptr", "inv_images", "inv_counts", "inv_starts", "offsets", "words", "xy",
+              "scale", "angle", "signatures", "sizes")
+#: Most features of one image (``inv_starts`` are uint16).
+MAX_FEATURES_PER_IMAGE = 65535
 #: Postings merged at once (about 30 bytes each in flight: ~30 MB per block).
 POSTINGS_PER_BLOCK = 1_000_000
 
@@ -73,8 +77,14 @@ def word_dtype(n_words: int) -> np.dtype:
 
 
 def chunk_arrays(words_per_image: Sequence[np.ndarray], keypoints_per_image: Sequence[np.ndarray],
-                 sizes: Sequence[Tuple[int, int]], n_words: int) -> Dict[str, np.ndarray]:
+                 sizes: Sequence[Tuple[int, int]], n_words: int,
+                 signatures_per_image: Optional[Sequence[np.ndarray]] = None
+                 ) -> Dict[str, np.ndarray]:
     """Inverted file and direct index arrays of a few images.
+
+    Each image's features are stored sorted by word, so the features of one posting (one
+    word in one image) are consecutive: the posting keeps where they start (``inv_starts``)
+    and how many there are (``inv_counts``).
 
     Parameters
     ----------
@@ -85,42 +95,60 @@ def chunk_arrays(words_per_image: Sequence[np.ndarray], keypoints_per_image: Seq
     sizes : list of (width, height)
     n_words : int
         Vocabulary size.
+    signatures_per_image : list of (N_i, W) uint64 arrays, optional
+        Hamming-embedding signatures of the same features (W = bits / 64; 128-bit zeros
+        if None).
 
     Returns
     -------
     dict with ``inv_indptr`` (n_words + 1,) int64, ``inv_images`` (P,) int32 (image ids
-    within the chunk), ``inv_counts`` (P,) uint16, ``offsets`` (n + 1,) int64, ``words``
-    (F,), ``xy`` (F, 2) uint16, ``scale`` (F,) float16, ``angle`` (F,) uint8, ``sizes``
-    (n, 2) int32.
+    within the chunk), ``inv_counts`` (P,) uint16, ``inv_starts`` (P,) uint16 (first
+    feature of the posting within its image), ``offsets`` (n + 1,) int64, ``words`` (F,),
+    ``xy`` (F, 2) uint16, ``scale`` (F,) float16, ``angle`` (F,) uint8, ``signatures``
+    (F, W) uint64, ``sizes`` (n, 2) int32.
     """
     if not (len(words_per_image) == len(keypoints_per_image) == len(sizes)):
         raise ValueError("words_per_image, keypoints_per_image and sizes differ in length")
+    if signatures_per_image is None:
+        signatures_per_image = [np.zeros((len(w), 2), np.uint64) for w in words_per_image]
+    width = (np.asarray(signatures_per_image[0]).reshape(len(signatures_per_image[0]), -1).shape[1]
+             if len(signatures_per_image) else 2)
     geo = {"xy": [np.zeros((0, 2), np.uint16)], "scale": [np.zeros(0, np.float16)],
            "angle": [np.zeros(0, np.uint8)]}
-    lengths = []
-    for i, (w, kp, size) in enumerate(zip(words_per_image, keypoints_per_image, sizes)):
-        w = np.asarray(w)
-        if len(w) != len(kp):
-            raise ValueError(f"image {i}: {len(w)} words but {len(kp)} keypoints")
+    lengths, sorted_words, sorted_sigs = [], [np.zeros(0, np.int64)], [np.zeros((0, width), np.uint64)]
+    for i, (w, kp, sig, size) in enumerate(zip(words_per_image, keypoints_per_image,
+                                                signatures_per_image, sizes)):
+        w = np.asarray(w, np.int64)
+        if not len(w) == len(kp) == len(sig):
+            raise ValueError(f"image {i}: {len(w)} words, {len(kp)} keypoints and "
+                             f"{len(sig)} signatures")
+        if len(w) > MAX_FEATURES_PER_IMAGE:
+            raise ValueError(f"image {i}: {len(w)} features; at most {MAX_FEATURES_PER_IMAGE} "
+                             "can be indexed (lower features.max_features)")
         if len(w) and (w.min() < 0 or w.max() >= n_words):
             raise ValueError(f"image {i}: word ids outside [0, {n_words})")
-        g = quantise_geometry(np.asarray(kp, np.float32).reshape(-1, 4), size)
+        order = np.argsort(w, kind="stable")
+        g = quantise_geometry(np.asarray(kp, np.float32).reshape(-1, 4)[order], size)
         for k in geo:
             geo[k].append(g[k])
+        sorted_words.append(w[order])
+        sorted_sigs.append(np.asarray(sig, np.uint64).reshape(len(w), width)[order])
         lengths.append(len(w))
-    words = (np.concatenate([np.asarray(w, np.int64) for w in words_per_image])
-             if len(words_per_image) else np.zeros(0, np.int64))
+    words = np.concatenate(sorted_words)
+    offsets = np.r_[0, np.cumsum(lengths)].astype(np.int64)
     image_of = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
     # postings: unique (word, image) pairs with their term counts, word-major
-    pair, counts = np.unique(words * max(len(lengths), 1) + image_of, return_counts=True)
-    post_word, post_image = np.divmod(pair, max(len(lengths), 1))
+    n = max(len(lengths), 1)
+    pair, first, counts = np.unique(words * n + image_of, return_index=True, return_counts=True)
+    post_word, post_image = np.divmod(pair, n)
     return {"inv_indptr": np.r_[0, np.cumsum(np.bincount(post_word, minlength=n_words))].astype(np.int64),
             "inv_images": post_image.astype(np.int32),
             "inv_counts": np.minimum(counts, 65535).astype(np.uint16),
-            "offsets": np.r_[0, np.cumsum(lengths)].astype(np.int64),
+            "inv_starts": (first - offsets[post_image]).astype(np.uint16),
+            "offsets": offsets,
             "words": words.astype(word_dtype(n_words)),
             "xy": np.concatenate(geo["xy"]), "scale": np.concatenate(geo["scale"]),
-            "angle": np.concatenate(geo["angle"]),
+            "angle": np.concatenate(geo["angle"]), "signatures": np.concatenate(sorted_sigs),
             "sizes": np.asarray(sizes, np.int32).reshape(-1, 2)}
 
 
@@ -152,7 +180,8 @@ def merge_chunks(n_words: int, load_chunk: Callable[[int], Mapping[str, np.ndarr
         memory-mapped arrays are fine: only slices are read). Called several times per chunk.
     n_chunks : int
     sink : ArrayWriter or MemorySink
-        Receives the arrays of the merged index (:data:`CHUNK_KEYS` + ``idf``, ``norms``).
+        Receives the arrays of the merged index (:data:`CHUNK_KEYS` + ``idf``, ``norms``,
+        ``image_words``).
     progress : bool
         Show a progress bar over the word blocks (long for million-image databases).
 
@@ -174,22 +203,28 @@ def merge_chunks(n_words: int, load_chunk: Callable[[int], Mapping[str, np.ndarr
         feature_base.append(feature_base[-1] + int(c["offsets"][-1]))
     n_images, n_features = image_base[-1], feature_base[-1]
     idf = np.where(df > 0, np.log(max(n_images, 1) / np.maximum(df, 1)), 0.0).astype(np.float32)
-    # pass 2: image norms of the tf-idf vectors
-    norms = []
+    # pass 2: image norms of the tf-idf vectors, and each image's number of distinct words
+    norms, image_words = [], []
     for k in range(n_chunks):
         c = load_chunk(k)
         word_of = np.repeat(np.arange(n_words), np.diff(c["inv_indptr"]))
         w = np.asarray(c["inv_counts"], np.float64) * idf[word_of]
-        norms.append(np.sqrt(np.bincount(c["inv_images"], w ** 2, minlength=len(c["sizes"]))))
+        images = np.asarray(c["inv_images"])
+        norms.append(np.sqrt(np.bincount(images, w ** 2, minlength=len(c["sizes"]))))
+        image_words.append(np.bincount(images, minlength=len(c["sizes"])))
     sink.add("idf", idf)
     sink.add("norms", (np.concatenate(norms) if norms else np.zeros(0)).astype(np.float32))
+    sink.add("image_words", (np.concatenate(image_words) if image_words else np.zeros(0)
+                             ).astype(np.int32))
     sink.add("sizes", np.concatenate(sizes) if sizes else np.zeros((0, 2), np.int32))
     # direct index: chunk after chunk
     sink.add("offsets", np.concatenate(
         [[0]] + [np.asarray(load_chunk(k)["offsets"][1:]) + feature_base[k] for k in range(n_chunks)]
     ).astype(np.int64))
+    width = np.asarray(load_chunk(0)["signatures"][:0]).shape[1] if n_chunks else 2
     for key, dtype, tail in (("words", word_dtype(n_words), ()), ("xy", np.uint16, (2,)),
-                             ("scale", np.float16, ()), ("angle", np.uint8, ())):
+                             ("scale", np.float16, ()), ("angle", np.uint8, ()),
+                             ("signatures", np.uint64, (width,))):
         sink.add_chunks(key, dtype, (n_features,) + tail,
                         (np.asarray(load_chunk(k)[key], dtype) for k in range(n_chunks)))
     # postings: word blocks of bounded size; chunks are in image order, so a stable sort by
@@ -201,7 +236,7 @@ def merge_chunks(n_words: int, load_chunk: Callable[[int], Mapping[str, np.ndarr
                                                                      POSTINGS_PER_BLOCK)), n_words])
     blocks = [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:])]
 
-    bar = tqdm(total=2 * len(blocks), desc="merging postings", leave=False, dynamic_ncols=True,
+    bar = tqdm(total=3 * len(blocks), desc="merging postings", leave=False, dynamic_ncols=True,
                disable=not progress)
 
     def postings(key: str):
@@ -223,6 +258,7 @@ def merge_chunks(n_words: int, load_chunk: Callable[[int], Mapping[str, np.ndarr
 
     sink.add_chunks("inv_images", np.int32, (n_postings,), postings("inv_images"))
     sink.add_chunks("inv_counts", np.uint16, (n_postings,), postings("inv_counts"))
+    sink.add_chunks("inv_starts", np.uint16, (n_postings,), postings("inv_starts"))
     bar.close()
     return n_images
 
@@ -235,28 +271,34 @@ class InvertedFile:
     n_words : int
         Vocabulary size.
     arrays : mapping
-        :data:`CHUNK_KEYS` plus ``idf`` and ``norms``, as written by :func:`merge_chunks`.
+        :data:`CHUNK_KEYS` plus ``idf``, ``norms`` and ``image_words``, as written by
+        :func:`merge_chunks`.
     """
 
     def __init__(self, n_words: int, arrays: Mapping[str, np.ndarray]):
         self.n_words = int(n_words)
-        missing = [k for k in CHUNK_KEYS + ("idf", "norms") if k not in arrays]
+        missing = [k for k in CHUNK_KEYS + ("idf", "norms", "image_words") if k not in arrays]
         if missing:
             raise ValueError(f"inverted file arrays missing: {missing}")
         self.inv_indptr = np.asarray(arrays["inv_indptr"])
         self.inv_images, self.inv_counts = arrays["inv_images"], arrays["inv_counts"]
+        self.inv_starts = arrays["inv_starts"]
         self.idf, self.norms = np.asarray(arrays["idf"]), np.asarray(arrays["norms"])
+        self.image_words = np.asarray(arrays["image_words"])
         self.offsets, self.sizes = np.asarray(arrays["offsets"]), np.asarray(arrays["sizes"])
         self.words, self.xy = arrays["words"], arrays["xy"]
         self.scale, self.angle = arrays["scale"], arrays["angle"]
+        self.signatures = arrays["signatures"]
 
     @classmethod
     def from_images(cls, n_words: int, words_per_image, keypoints_per_image, sizes,
-                    chunk: int = 500) -> "InvertedFile":
-        """Build in memory from per-image words and keypoints (see :func:`chunk_arrays`),
-        through the same chunked merge as an on-disk build."""
+                    signatures_per_image=None, chunk: int = 500) -> "InvertedFile":
+        """Build in memory from per-image words, keypoints and signatures (see
+        :func:`chunk_arrays`), through the same chunked merge as an on-disk build."""
+        sigs = signatures_per_image
         chunks = [chunk_arrays(words_per_image[a:a + chunk], keypoints_per_image[a:a + chunk],
-                               sizes[a:a + chunk], n_words)
+                               sizes[a:a + chunk], n_words,
+                               None if sigs is None else sigs[a:a + chunk])
                   for a in range(0, len(sizes), chunk)]
         sink = MemorySink()
         merge_chunks(n_words, chunks.__getitem__, len(chunks), sink)
@@ -265,6 +307,50 @@ class InvertedFile:
     @property
     def n_images(self) -> int:
         return len(self.sizes)
+
+    def _postings(self, unique_words: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Positions of the postings of ``unique_words`` (U,) and their lengths (U,)."""
+        starts, ends = self.inv_indptr[unique_words], self.inv_indptr[unique_words + 1]
+        lens = ends - starts
+        total = int(lens.sum())
+        pos = np.repeat(starts - np.cumsum(np.r_[0, lens[:-1]]), lens) + np.arange(total)
+        return pos, lens
+
+    def query_asmk(self, words: np.ndarray, vectors: np.ndarray, alpha: float = 3.0,
+                   tau: float = 0.0) -> np.ndarray:
+        """ASMK* similarity of a query with every database image
+        (:mod:`classicpr.embedding`).
+
+        Parameters
+        ----------
+        words : (U,) int array
+            The query's distinct visual words.
+        vectors : (U, W) uint64 array
+            Its aggregated binary vector in each of them.
+        alpha, tau : float
+            Selectivity exponent and threshold.
+
+        Returns
+        -------
+        (n_images,) float32 array in [0, 1]; 0 for an empty query.
+        """
+        scores = np.zeros(self.n_images, np.float32)
+        words = np.asarray(words, np.int64)
+        if len(words) == 0 or self.n_images == 0:
+            return scores
+        pos, lens = self._postings(words)
+        if len(pos) == 0:
+            return scores
+        images = np.asarray(self.inv_images[pos], np.int64)
+        db_vectors = majority_signatures(
+            self.signatures, self.offsets[images] + np.asarray(self.inv_starts[pos], np.int64),
+            np.asarray(self.inv_counts[pos], np.int64))
+        sim = selective_similarity(hamming(np.repeat(vectors, lens, axis=0), db_vectors),
+                                   64 * db_vectors.shape[1], alpha, tau)
+        scores = np.bincount(images, sim, minlength=self.n_images)
+        norm = np.sqrt(self.image_words.astype(np.float64) * len(words))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(norm > 0, scores / norm, 0.0).astype(np.float32)
 
     def query(self, words: np.ndarray) -> np.ndarray:
         """Cosine similarity of a query bag of words with every database image.
@@ -289,36 +375,37 @@ class InvertedFile:
             return scores
         # only the postings of the query's own words are touched (and, when the index is
         # memory-mapped, read from disk)
-        starts, ends = self.inv_indptr[uw], self.inv_indptr[uw + 1]
-        lens = ends - starts
-        total = int(lens.sum())
-        if total == 0:
+        pos, lens = self._postings(uw)
+        if len(pos) == 0:
             return scores
-        pos = np.repeat(starts - np.cumsum(np.r_[0, lens[:-1]]), lens) + np.arange(total)
         contrib = np.asarray(self.inv_counts[pos], np.float32) * np.repeat(q * self.idf[uw], lens)
         scores = np.bincount(self.inv_images[pos], contrib, minlength=self.n_images).astype(np.float32)
         with np.errstate(invalid="ignore", divide="ignore"):
             scores = np.where(self.norms > 0, scores / (self.norms * qn), 0.0)
         return scores.astype(np.float32)
 
-    def image_features(self, i: int) -> Tuple[np.ndarray, np.ndarray]:
-        """Direct index of image ``i``: word ids ``(N,)`` and keypoints ``(N, 4)`` float32."""
+    def image_features(self, i: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Direct index of image ``i`` (features sorted by word): word ids ``(N,)``,
+        keypoints ``(N, 4)`` float32 and signatures ``(N, W)`` uint64."""
         a, b = self.offsets[i], self.offsets[i + 1]
         kp = dequantise_geometry(np.asarray(self.xy[a:b]), np.asarray(self.scale[a:b]),
                                  np.asarray(self.angle[a:b]), tuple(self.sizes[i]))
-        return np.asarray(self.words[a:b]), kp
+        return np.asarray(self.words[a:b]), kp, np.asarray(self.signatures[a:b])
 
     def nbytes(self) -> Dict[str, int]:
         """Bytes of each part of the index (in memory, or on disk when memory-mapped)."""
         inv = sum(a.nbytes for a in (self.inv_indptr, self.inv_images, self.inv_counts,
-                                     self.idf, self.norms))
+                                     self.inv_starts, self.idf, self.norms, self.image_words))
         direct = sum(a.nbytes for a in (self.words, self.xy, self.scale, self.angle,
                                         self.offsets, self.sizes))
-        return {"inverted_file": int(inv), "direct_index": int(direct)}
+        return {"inverted_file": int(inv), "direct_index": int(direct),
+                "signatures": int(self.signatures.nbytes)}
 
     def state(self) -> Dict[str, np.ndarray]:
         """The arrays that fully describe the inverted file (a chunk of a later merge)."""
         return {"inv_indptr": self.inv_indptr, "inv_images": self.inv_images,
-                "inv_counts": self.inv_counts, "offsets": self.offsets, "words": self.words,
-                "xy": self.xy, "scale": self.scale, "angle": self.angle, "sizes": self.sizes,
-                "idf": self.idf, "norms": self.norms}
+                "inv_counts": self.inv_counts, "inv_starts": self.inv_starts,
+                "offsets": self.offsets, "words": self.words, "xy": self.xy,
+                "scale": self.scale, "angle": self.angle, "signatures": self.signatures,
+                "sizes": self.sizes, "idf": self.idf, "norms": self.norms,
+                "image_words": self.image_words}

@@ -1,8 +1,9 @@
 """joblib plumbing shared by every per-image stage.
 
-``n_jobs=N`` means N cores in all: each joblib worker runs OpenCV with one thread
-(:func:`single_threaded_opencv`), and workers return numpy arrays or small records only
-(``cv2.KeyPoint`` does not pickle). A joblib backend can be chosen globally with
+``n_jobs=N`` means N cores in all: every task run in a joblib worker starts by giving
+OpenCV, faiss and the BLAS libraries numpy and faiss call one thread each
+(:func:`single_threaded_opencv`), so that N workers never run N x cores threads; workers
+return numpy arrays or small records only (``cv2.KeyPoint`` does not pickle). A joblib backend can be chosen globally with
 :func:`use_backend` (e.g. ``"dask"`` on a dask.distributed cluster).
 """
 from __future__ import annotations
@@ -26,13 +27,36 @@ def effective_n_jobs(n_jobs: Optional[int]) -> int:
     return n_jobs
 
 
+_LIMITED = {"blas": False}
+
+
 def single_threaded_opencv() -> None:
-    """Give OpenCV and faiss one thread in this process (called at the start of every
-    worker task), so that n_jobs workers use n_jobs cores in all."""
+    """Give OpenCV, faiss (OpenMP) and BLAS (OpenBLAS / MKL, through threadpoolctl) one
+    thread in this process (at the start of every worker task), so that n_jobs workers use
+    n_jobs cores in all."""
     import cv2
     import faiss
     cv2.setNumThreads(1)
     faiss.omp_set_num_threads(1)
+    if not _LIMITED["blas"]:  # inspecting the loaded libraries costs milliseconds: once
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(limits=1)
+        _LIMITED["blas"] = True
+
+
+def thread_counts() -> dict:
+    """Threads OpenCV, faiss and each BLAS / OpenMP library of this process would use."""
+    import cv2
+    import faiss
+    from threadpoolctl import threadpool_info
+    return {"opencv": cv2.getNumThreads(), "faiss": faiss.omp_get_max_threads(),
+            **{f"{i['user_api']}:{i['internal_api']}": i["num_threads"] for i in threadpool_info()}}
+
+
+def _single_threaded_task(func: Callable, item):
+    """Run one task in a worker with one thread per library (see :func:`single_threaded_opencv`)."""
+    single_threaded_opencv()
+    return func(item)
 
 
 @contextlib.contextmanager
@@ -83,7 +107,7 @@ def run_parallel(func: Callable, items: Sequence, n_jobs: Optional[int] = None,
         n_workers = n if _BACKEND["name"] is None else -1
         parallel = joblib.Parallel(n_jobs=n_workers, return_as="generator" if ordered
                                    else "generator_unordered", batch_size=1)
-        for res in parallel(joblib.delayed(func)(item) for item in items):
+        for res in parallel(joblib.delayed(_single_threaded_task)(func, item) for item in items):
             yield res
             bar.update(1)
     finally:

@@ -27,7 +27,8 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from .config import Config, MaskConfig, VerifyConfig, check_index_time, parse_tilts
+from .config import (Config, MaskConfig, RetrievalConfig, VerifyConfig, check_index_time,
+                     parse_tilts)
 from .errors import ClassicPRError
 from .features import detect_sift, read_gray, rootsift
 from .index import Index, StoredImage
@@ -36,9 +37,9 @@ from .io import read_image
 from .masks import mask_polygon, projected_mask, refine_region, segment_query
 from .objects import ObjectLocation, carry_segment, hough_localise, object_mask
 from .parallel import effective_n_jobs, run_parallel, single_threaded_opencv
-from .regions import validate_box
-from .verify import (Verification, inlier_coverage, perspective_ratio, ratio_correspondences,
-                     verify_pair, verify_views, word_correspondences)
+from .regions import project_points, validate_box
+from .verify import (Verification, hamming_correspondences, inlier_coverage, perspective_ratio,
+                     ratio_correspondences, verify_pair, verify_views, word_correspondences)
 from .views import synthesize_views, view_angles
 
 log = logging.getLogger("classicpr")
@@ -55,6 +56,8 @@ class QueryFeatures:
     descriptors : (M, 128) uint8 array
     words : (M,) int array
         Visual word of each feature.
+    signatures : (M,) uint64 array
+        Hamming-embedding signature of each feature in its word.
     size : (width, height)
         Of the query image.
     box : (4,) float64 array
@@ -68,6 +71,7 @@ class QueryFeatures:
     keypoints: np.ndarray
     descriptors: np.ndarray
     words: np.ndarray
+    signatures: np.ndarray
     size: Tuple[int, int]
     box: np.ndarray
     gray: Optional[np.ndarray] = None
@@ -210,8 +214,66 @@ def extract_query(index: Index, image, box=None) -> QueryFeatures:
     inside = features_in_box(kps, valid)
     box = np.array([0, 0, size[0] - 1, size[1] - 1], np.float64) if valid is None else valid
     kps, desc = kps[inside], desc[inside]
-    words = index.vocabulary.assign(rootsift(desc), n_jobs=1)
-    return QueryFeatures(kps, desc, words, size, box, gray, scale)
+    x = rootsift(desc)
+    words = index.vocabulary.assign(x, n_jobs=1)
+    signatures = index.vocabulary.embedding.signatures(x, words)
+    return QueryFeatures(kps, desc, words, signatures, size, box, gray, scale)
+
+
+# ---------------------------------------------------------------------- 2. retrieval
+def retrieve(index: Index, query: QueryFeatures, config: RetrievalConfig,
+             expansion: Sequence[Tuple[np.ndarray, np.ndarray]] = ()
+             ) -> Tuple[np.ndarray, np.ndarray]:
+    """Rank the whole database for a query (``config.scoring``).
+
+    Parameters
+    ----------
+    index : Index
+    query : QueryFeatures
+    config : RetrievalConfig
+    expansion : sequence of (words (K,), signatures (K,) uint64)
+        Features of verified database images inside the projected query box (average
+        query expansion, :func:`expansion_features`): with "asmk", each source (the query
+        and each image) votes once per word for the bits of the expanded vector; with
+        "bow", their words are added to the query's bag.
+
+    Returns
+    -------
+    ids : (n,) int64 array, best first
+    scores : (n,) float32 array
+    """
+    if config.scoring == "bow":
+        words = np.concatenate([query.words] + [np.asarray(w) for w, _ in expansion])
+        return index.retrieve(words)
+    x = rootsift(query.descriptors)
+    embedding = index.vocabulary.embedding
+    nearest = index.vocabulary.assign_multiple(x, config.query_assignments)
+    words, vectors = embedding.aggregate(x, nearest)
+    if expansion:
+        words, vectors = _expanded_vectors(words, vectors, expansion)
+    return index.retrieve_asmk(words, vectors, config.alpha, config.tau)
+
+
+def _expanded_vectors(words: np.ndarray, vectors: np.ndarray,
+                      expansion: Sequence[Tuple[np.ndarray, np.ndarray]]
+                      ) -> Tuple[np.ndarray, np.ndarray]:
+    """Bitwise majority, per word, of the query's vector and of each expanding image's
+    (itself the majority of its features' signatures in that word); ties keep the query's
+    bit or, in words the query lacks, the first image's."""
+    from .embedding import majority_signatures
+    all_words = [np.asarray(words, np.int64)]
+    all_vectors = [np.asarray(vectors, np.uint64)]
+    for w, sig in expansion:
+        w = np.asarray(w, np.int64)
+        order = np.argsort(w, kind="stable")
+        uw, start, count = np.unique(w[order], return_index=True, return_counts=True)
+        all_words.append(uw)
+        all_vectors.append(majority_signatures(np.asarray(sig, np.uint64)[order], start, count))
+    w = np.concatenate(all_words)
+    v = np.concatenate(all_vectors)
+    order = np.argsort(w, kind="stable")  # the query's vector first within each word
+    uw, start, count = np.unique(w[order], return_index=True, return_counts=True)
+    return uw, majority_signatures(v[order], start, count)
 
 
 # ---------------------------------------------------------------------- 3. verification
@@ -224,13 +286,29 @@ def _verify_batch(args) -> List[PairVerification]:
     out = []
     for cand in candidates:
         if config.method == "ratio":
-            qi, di = ratio_correspondences(qroot, rootsift(store.load(cand.name)[1]), config.ratio)
+            cand, desc = _with_stored_keypoints(cand, store)
+            qi, di = ratio_correspondences(qroot, rootsift(desc), config.ratio)
+        elif config.method == "hamming":
+            qi, di = hamming_correspondences(query.words, query.signatures, cand.words,
+                                             cand.signatures, _max_bits(config, cand))
         else:
             qi, di = word_correspondences(query.words, cand.words, config.max_per_word)
         v = verify_pair(query.keypoints, cand.keypoints, qi, di, query.box, cand.size, config,
                         cand.feature_scale)
         out.append(_with_object(PairVerification(v), query, cue, cand, qi, di))
     return out
+
+
+def _max_bits(config: VerifyConfig, cand: StoredImage) -> int:
+    """verify.hamming_threshold in bits of the index's signatures."""
+    return int(config.hamming_threshold * 64 * cand.signatures.shape[1])
+
+
+def _with_stored_keypoints(cand: StoredImage, store) -> Tuple[StoredImage, np.ndarray]:
+    """The candidate with the feature store's keypoints (the order of its descriptors, and
+    full precision), and its descriptors (N, 128) uint8."""
+    keypoints, descriptors, _ = store.load(cand.name)
+    return dataclasses.replace(cand, keypoints=keypoints, words=None, signatures=None), descriptors
 
 
 def _with_object(pv: PairVerification, query: QueryFeatures, cue: Optional[ObjectCue],
@@ -320,14 +398,17 @@ def verify_shortlist(index: Index, query: QueryFeatures, shortlist: Sequence[int
         stats["views"] += len(views.angles)
         if len(views.keypoints) == 0:
             continue
-        view_words = index.vocabulary.assign(rootsift(views.descriptors), n_jobs=1)
+        view_root = rootsift(views.descriptors)
+        view_words = index.vocabulary.assign(view_root, n_jobs=1)
         ids, _ = index.retrieve(view_words)
         chosen = [int(i) for i in ids if not (int(i) in verified and verified[int(i)].plain.verified)]
         chosen = chosen[: config.synthesis_candidates]
         if not chosen:
             break
-        jobs = [(views, view_words if config.method == "words" else None, batch, query.box,
-                 config, store)
+        sent_words = {"words": view_words, "ratio": None,
+                      "hamming": (view_words, index.vocabulary.embedding.signatures(view_root, view_words))
+                      }[config.method]
+        jobs = [(views, sent_words, batch, query.box, config, store)
                 for batch in _batches([index.candidate(i) for i in chosen], n_jobs)]
         found = [v for batch in run_parallel(_views_batch, jobs, n_jobs, progress=False)
                  for v in batch]
@@ -355,18 +436,59 @@ def _views_batch(args) -> List[Verification]:
     single_threaded_opencv()
     views, view_words, candidates, box, config, store = args
     vroot = rootsift(views.descriptors) if config.method == "ratio" else None
+    view_signatures = None
+    if config.method == "hamming":
+        view_words, view_signatures = view_words
     out = []
     for cand in candidates:
         if config.method == "ratio":
-            qi, di = ratio_correspondences(vroot, rootsift(store.load(cand.name)[1]), config.ratio)
-        else:  # words: bursty words are judged within each view
-            pairs = [word_correspondences(view_words[idx], cand.words, config.max_per_word)
-                     for idx in (views.of_view(v) for v in range(len(views.angles)))]
+            cand, desc = _with_stored_keypoints(cand, store)
+            qi, di = ratio_correspondences(vroot, rootsift(desc), config.ratio)
+        else:  # bursty words are judged within each view
+            if config.method == "hamming":
+                pairs = [hamming_correspondences(view_words[idx], view_signatures[idx], cand.words,
+                                                 cand.signatures, _max_bits(config, cand))
+                         for idx in (views.of_view(v) for v in range(len(views.angles)))]
+            else:
+                pairs = [word_correspondences(view_words[idx], cand.words, config.max_per_word)
+                         for idx in (views.of_view(v) for v in range(len(views.angles)))]
             qi = np.concatenate([views.of_view(v)[q] for v, (q, _) in enumerate(pairs)]
                                 + [np.zeros(0, np.int64)])
             di = np.concatenate([d for _, d in pairs] + [np.zeros(0, np.int64)])
         out.append(verify_views(views.keypoints, views.view, cand.keypoints, qi, di, box,
                                 cand.size, views.tilt, config, cand.feature_scale))
+    return out
+
+
+def expansion_features(index: Index, results: Sequence["QueryResult"], box: np.ndarray,
+                       top: int) -> List[Tuple[np.ndarray, np.ndarray]]:
+    """What average query expansion adds to the query: for each of the first ``top``
+    verified results, the words and signatures of its features that its homography maps
+    back inside the query box.
+
+    Parameters
+    ----------
+    index : Index
+    results : sequence of QueryResult
+        Ranked (:func:`rank_results`): verified images come first, most inliers first.
+    box : (4,) array
+        The query box x1, y1, x2, y2.
+    top : int
+
+    Returns
+    -------
+    list of (words (K,), signatures (K,) uint64), one per expanding image.
+    """
+    out = []
+    for r in [r for r in results if r.verified][:top]:
+        cand = index.candidate(r.image_id)
+        try:
+            back = project_points(np.linalg.inv(r.H), cand.keypoints[:, :2])
+        except np.linalg.LinAlgError:
+            continue
+        inside = features_in_box(back, box)
+        if inside.any():
+            out.append((cand.words[inside], cand.signatures[inside]))
     return out
 
 
@@ -397,6 +519,26 @@ def rank_results(index: Index, ids: np.ndarray, scores: np.ndarray,
         (0, -results[k].inliers, -results[k].score, results[k].image_id)
         if results[k].verified else (1, k, 0, 0)))
     return [results[k] for k in order]
+
+
+def _expand(index: Index, query: QueryFeatures, ids: np.ndarray, scores: np.ndarray,
+            verified: Dict[int, PairVerification], cue: Optional[ObjectCue], config: Config,
+            n_jobs: Optional[int], stats: Dict[str, float]):
+    """Average query expansion: rank again with the verified images' in-box features, then
+    verify the newly shortlisted images (plainly: their views were matched already)."""
+    expansion = expansion_features(index, rank_results(index, ids, scores, verified),
+                                   query.box, config.retrieval.expansion_top)
+    stats["expansion_images"] = len(expansion)
+    if not expansion:
+        return ids, scores, verified
+    ids, scores = retrieve(index, query, config.retrieval, expansion)
+    shortlist = ids if config.verify.shortlist is None else ids[: config.verify.shortlist]
+    new = [int(i) for i in shortlist if int(i) not in verified]
+    plain = dataclasses.replace(config.verify, synthesis_candidates=0)
+    more = verify_shortlist(index, query, new, plain, cue, n_jobs, {})
+    stats["expansion_tried"] = len(new)
+    stats["expansion_verified"] = sum(p.plain.verified for p in more.values())
+    return ids, scores, {**verified, **more}
 
 
 # ---------------------------------------------------------------------- 5. masks
@@ -541,7 +683,7 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
     if warning:
         log.warning("%s", warning)
     tell("retrieval")
-    ids, scores = index.retrieve(query.words)
+    ids, scores = retrieve(index, query, config.retrieval)
     t2 = time.perf_counter()
     tell("verification")
     shortlist = ids if config.verify.shortlist is None else ids[: config.verify.shortlist]
@@ -551,6 +693,11 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
     t_segment = time.perf_counter() - t2  # counted in the mask stage
     stats: Dict[str, float] = {}
     verified = verify_shortlist(index, query, shortlist, config.verify, cue, n_jobs, stats)
+    t_expansion = time.perf_counter()
+    if config.retrieval.expansion == "aqe" and len(shortlist):
+        ids, scores, verified = _expand(index, query, ids, scores, verified, cue, config,
+                                        n_jobs, stats)
+    t_expansion = time.perf_counter() - t_expansion
     t3 = time.perf_counter()
     results = rank_results(index, ids, scores, verified)
     if top is not None:
@@ -561,6 +708,7 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
     if timing is not None:
         timing.update(features=t1 - t0, retrieval=t2 - t1, verification=t3 - t2 - t_segment,
                       masks=t4 - t3 + t_segment)
-        timing.update({f"count_{k}" if k != "synthesis_s" else k: v for k, v in stats.items()})
+        timing.update({f"count_{k}" if not k.endswith("_s") else k: v for k, v in stats.items()})
+        timing["expansion_s"] = t_expansion
         timing["count_query_features"] = len(query.keypoints)
     return results

@@ -1,13 +1,15 @@
 """Spatial verification: tentative correspondences, RANSAC homography, degeneracy checks.
 
-Correspondences, two ways. ``method="ratio"`` (default) matches the query's in-box
+Correspondences, three ways. ``method="ratio"`` (default) matches the query's in-box
 RootSIFT descriptors to each candidate's descriptors, read from the index's feature store,
-with Lowe's ratio test. ``method="words"`` needs no raw descriptors: a query feature and a
-database feature correspond when they fall in the same visual word (Philbin et al., "fast
-spatial matching", from the direct index), with bursty words dropped and a weak geometric
-consistency filter (dominant rotation and scale change) before RANSAC. Word
-correspondences carry far more outliers on strong viewpoint changes
-(``docs/benchmarks.md``, "Verification").
+with Lowe's ratio test. ``method="hamming"`` and ``method="words"`` need no raw
+descriptors: a query feature and a database feature correspond when they fall in the same
+visual word (Philbin et al., "fast spatial matching", from the direct index); "hamming"
+keeps only pairs whose 64-bit Hamming-embedding signatures are close (Jegou et al. 2008),
+one per query feature and per database feature (the closest), while "words" keeps every pair of
+non-bursty words. A weak geometric consistency filter (dominant rotation and scale change)
+runs before RANSAC. Plain word correspondences carry far more outliers on strong viewpoint
+changes (``docs/benchmarks.md``, "Verification").
 
 The homography is estimated with OpenCV's USAC MAGSAC++ (deterministic: OpenCV's USAC
 seeds its own generator), the fastest of OpenCV's estimators at equal accuracy on planar
@@ -107,6 +109,42 @@ def word_correspondences(query_words: np.ndarray, db_words: np.ndarray,
     qi = q_order[qs[word_of_pair] + within // dc[word_of_pair]]
     di = d_order[ds[word_of_pair] + within % dc[word_of_pair]]
     return qi, di
+
+
+#: Method "hamming": words with more features than this on either side are skipped (the
+#: signatures separate bursts far better than plain words, so the limit is loose).
+HAMMING_MAX_PER_WORD = 32
+
+
+def hamming_correspondences(query_words: np.ndarray, query_signatures: np.ndarray,
+                            db_words: np.ndarray, db_signatures: np.ndarray,
+                            max_distance: int = 24) -> Tuple[np.ndarray, np.ndarray]:
+    """Pairs of features in the same word whose signatures differ in at most
+    ``max_distance`` bits, one per query feature and per database feature (the closest).
+
+    Parameters
+    ----------
+    query_words, db_words : (M,), (N,) int arrays
+    query_signatures, db_signatures : (M, W), (N, W) uint64 arrays
+    max_distance : int
+
+    Returns
+    -------
+    qi, di : (P,) int64 arrays of indices into the query and database features.
+    """
+    from .embedding import hamming
+    qi, di = word_correspondences(query_words, db_words, HAMMING_MAX_PER_WORD)
+    if len(qi) == 0:
+        return qi, di
+    d = hamming(np.asarray(query_signatures)[qi], np.asarray(db_signatures)[di]).astype(np.int64)
+    keep = d <= max_distance
+    qi, di, d = qi[keep], di[keep], d[keep]
+    order = np.lexsort((di, qi, d))  # closest first
+    qi, di = qi[order], di[order]
+    first = np.sort(np.unique(qi, return_index=True)[1])  # each query feature's closest
+    qi, di = qi[first], di[first]
+    first = np.sort(np.unique(di, return_index=True)[1])  # ... and each database feature's
+    return qi[first], di[first]
 
 
 def consistent_correspondences(query_kps: np.ndarray, db_kps: np.ndarray, qi: np.ndarray,

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "classicpr"
 #: Layer of every module: a module may import only from its own layer or those below.
 LAYERS = {
     0: {"errors", "config", "io", "regions", "parallel"},
-    1: {"features", "vocabulary", "invfile", "verify", "views", "objects", "masks", "datasets",
+    1: {"embedding", "features", "vocabulary", "invfile", "verify", "views", "objects", "masks", "datasets",
         "metrics", "viz", "formats"},
     2: {"index"},
     3: {"pipeline"},
@@ -110,7 +110,7 @@ def test_every_field_is_validated(section):
         meta = f.metadata
         if meta["choices"]:
             with pytest.raises(ValueError, match="must be one of"):
-                cls(**{f.name: "no-such-choice"})
+                cls(**{f.name: "no-such-choice" if isinstance(f.default, str) else -12345})
         if meta["low"] is not None:
             below = meta["low"] - 1
             with pytest.raises(ValueError, match=f"{section}.{f.name} must be"):

@@ -143,7 +143,7 @@ def test_inverted_file_tfidf_and_direct_index():
     s = inv.query(np.array([0, 1]))
     assert s.argmax() == 0 and s[2] == 0
     assert inv.query(np.array([], int)).sum() == 0
-    w, k = inv.image_features(1)
+    w, k, _ = inv.image_features(1)
     assert w.tolist() == [2, 3, 3]
     np.testing.assert_allclose(k[:, :2], kp(3)[:, :2], atol=0.01)
     np.testing.assert_allclose(k[:, 3], 90.0, atol=1)

@@ -1,0 +1,47 @@
+"""Image mAP on the RParis6k images at hand (../shared/data/rparis6k-sample), by scoring.
+
+None of RParis6k's 70 query images is in the sample, so every present image queries the
+others (whole image, itself excluded); its positives are the present images that the
+official ground truth (gnd_rparis6k.pkl) lists as easy or hard positives of a query in
+common with it. Usage::
+
+    python benchmarks/rparis_sample.py ../shared/data/rparis6k-sample/jpg \
+        ../shared/data/revisitop/gnd_rparis6k.pkl /tmp/rparis-sample-index
+"""
+import pickle
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from classicpr.config import RetrievalConfig
+from classicpr.index import Index
+from classicpr.metrics import average_precision
+from classicpr.pipeline import extract_query, retrieve
+
+
+def main(image_dir: str, gnd_path: str, index_dir: str) -> None:
+    with open(gnd_path, "rb") as fh:
+        gnd = pickle.load(fh)
+    present = {p.stem for p in Path(image_dir).glob("*.jpg")}
+    names = sorted(n for n in gnd["imlist"] if n in present)
+    pos = {gnd["imlist"].index(n): n for n in names}
+    groups = [{pos[i] for i in list(g["easy"]) + list(g["hard"]) if i in pos} for g in gnd["gnd"]]
+    related = {n: set().union(*[g for g in groups if n in g]) - {n} for n in names}
+    index = Index.build(image_dir, index_dir, names=[n + ".jpg" for n in names], n_jobs=2,
+                        progress=False)
+    for scoring in ("bow", "asmk"):
+        aps = []
+        for n in names:
+            if not related[n]:
+                continue
+            ids, _ = retrieve(index, extract_query(index, Path(image_dir) / (n + ".jpg")),
+                              RetrievalConfig(scoring=scoring))
+            ranked = [index.names[i][:-4] for i in ids if index.names[i][:-4] != n]
+            hits = np.flatnonzero([r in related[n] for r in ranked])
+            aps.append(average_precision(hits, len(related[n])))
+        print(f"{scoring}: mAP {100 * np.mean(aps):.1f} over {len(aps)} queries")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])

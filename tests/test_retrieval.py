@@ -1,0 +1,157 @@
+"""Hamming embedding, ASMK* scoring, Hamming verification and query expansion."""
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from classicpr.embedding import (hamming, majority_signatures, pack_bits, selective_similarity,
+                                 unpack_bits)
+from classicpr.features import FeatureConfig, detect_sift, rootsift
+from classicpr.invfile import InvertedFile
+from classicpr.vocabulary import Vocabulary
+
+
+def test_bits_pack_unpack_and_hamming():
+    rng = np.random.default_rng(0)
+    bits = rng.random((50, 128)) > 0.5
+    sig = pack_bits(bits)
+    assert sig.dtype == np.uint64 and sig.shape == (50, 2)
+    np.testing.assert_array_equal(unpack_bits(sig).astype(bool), bits)
+    np.testing.assert_array_equal(hamming(sig[:-1], sig[1:]), (bits[:-1] != bits[1:]).sum(1))
+    # selectivity: identical vectors give 1, opposite or random ones 0 (tau = 0)
+    sim = selective_similarity(np.array([0, 16, 32, 64]), 64, alpha=3.0, tau=0.0)
+    np.testing.assert_allclose(sim, [1.0, 0.125, 0.0, 0.0])
+
+
+def test_majority_of_runs_breaks_ties_with_the_first_signature():
+    a, b, c = (pack_bits(np.array([v])) for v in (
+        [1] * 32 + [0] * 32, [1] * 16 + [0] * 48, [0] * 64))
+    sig = np.concatenate([a, b, c, b])
+    out = majority_signatures(sig, np.array([0, 0, 3]), np.array([3, 2, 1]))
+    np.testing.assert_array_equal(unpack_bits(out[0:1])[0], [1] * 16 + [0] * 48)  # a, b, c vote
+    np.testing.assert_array_equal(out[1:], np.concatenate([a, b]))  # tie -> first; single run
+
+
+def _warped_pair(photo):
+    """The photo and a rotated, scaled, foreshortened view of it with its homography."""
+    gray = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)
+    h, w = gray.shape
+    H = np.array([[0.8, -0.25, 120], [0.22, 0.85, 40], [0.0002, 0.0001, 1]])
+    return gray, cv2.warpPerspective(gray, H, (w, h)), H
+
+
+def test_hamming_signatures_separate_matching_features_from_chance_pairs(photo):
+    """On a real photograph and a warped view of it: features at the same point (by the known
+    homography) in the same word have close signatures, other pairs in a word do not."""
+    gray, warped, H = _warped_pair(photo)
+    cfg = FeatureConfig()
+    k1, d1 = detect_sift(gray, cfg, 1.0)
+    k2, d2 = detect_sift(warped, cfg, 1.0)
+    x1, x2 = rootsift(d1), rootsift(d2)
+    vocab = Vocabulary.train(np.r_[x1, x2], 64, seed=0)
+    w1, w2 = vocab.assign(x1), vocab.assign(x2)
+    s1, s2 = vocab.embedding.signatures(x1, w1), vocab.embedding.signatures(x2, w2)
+    proj = cv2.perspectiveTransform(k1[None, :, :2].astype(np.float64), H)[0]
+    dist = np.linalg.norm(proj[:, None] - k2[None, :, :2], axis=2)
+    same_word = w1[:, None] == w2[None, :]
+    true = same_word & (dist < 1.5)
+    chance = same_word & (dist > 50)
+    qi, di = np.nonzero(true)
+    ci, cj = np.nonzero(chance)
+    d_true = hamming(s1[qi], s2[di]) / 128
+    d_chance = hamming(s1[ci], s2[cj]) / 128
+    print(np.percentile(d_true, [25, 50, 75, 90]), np.percentile(d_chance, [5, 10, 25, 50]))
+    assert len(d_true) > 100
+    assert np.median(d_true) <= 0.25 and np.median(d_chance) >= 0.4, (
+        np.median(d_true), np.median(d_chance))
+    assert (d_true <= 0.375).mean() > 0.8 and (d_chance <= 0.375).mean() < 0.35
+
+
+def test_embedding_round_trips_with_the_vocabulary(tmp_path, photo):
+    gray = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)
+    _, d = detect_sift(gray, FeatureConfig(), 1.0)
+    vocab = Vocabulary.train(rootsift(d), 32, seed=3)
+    vocab.save(tmp_path / "v.npz")
+    back = Vocabulary.load(tmp_path / "v.npz")
+    np.testing.assert_array_equal(back.embedding.thresholds, vocab.embedding.thresholds)
+    assert back.fingerprint() == vocab.fingerprint()
+    again = Vocabulary.train(rootsift(d), 32, seed=3)
+    np.testing.assert_array_equal(again.embedding.projection, vocab.embedding.projection)
+
+
+def test_asmk_scores_an_image_against_itself_highest():
+    rng = np.random.default_rng(1)
+    words = [rng.integers(0, 100, 40) for _ in range(5)]
+    sigs = [rng.integers(0, 2 ** 63, (40, 2), dtype=np.int64).astype(np.uint64) for _ in range(5)]
+    kp = [np.c_[rng.random((40, 2)) * 90, np.ones((40, 2))] for _ in range(5)]
+    inv = InvertedFile.from_images(100, words, kp, [(100, 100)] * 5, sigs)
+    for i in range(5):
+        order = np.argsort(words[i], kind="stable")
+        uw, start, count = np.unique(words[i][order], return_index=True, return_counts=True)
+        vec = majority_signatures(sigs[i][order], start, count)
+        s = inv.query_asmk(uw, vec)
+        assert s.argmax() == i and abs(s[i] - 1.0) < 1e-5
+        # the direct index keeps each feature's signature (sorted by word)
+        w, _, sg = inv.image_features(i)
+        np.testing.assert_array_equal(w, words[i][order])
+        np.testing.assert_array_equal(sg, sigs[i][order])
+
+
+@pytest.mark.shared_data
+def test_asmk_and_bow_on_rparis_sample(rparis_sample, tmp_path):
+    """Nearest other image of every genuine RParis6k image: same landmark, with both scorings."""
+    from classicpr.config import RetrievalConfig
+    from classicpr.index import Index
+    from classicpr.pipeline import extract_query, retrieve
+    names = sorted(p.name for p in rparis_sample.glob("*.jpg"))
+    landmark = {n: n.split("_")[1] for n in names}
+    index = Index.build(rparis_sample, tmp_path / "idx", names=names, n_jobs=2, progress=False)
+    # per feature: 9 bytes of word and geometry, 16 of signature, at most 8 of posting
+    per_feature = index.nbytes_per_image() * len(names) / index.invfile.offsets[-1]
+    assert 25 < per_feature <= 33.5, per_feature
+    hits = {}
+    for scoring in ("asmk", "bow"):
+        hits[scoring] = 0
+        for n in names:
+            ids, _ = retrieve(index, extract_query(index, rparis_sample / n),
+                              RetrievalConfig(scoring=scoring))
+            other = [index.names[i] for i in ids[:2] if index.names[i] != n][0]
+            hits[scoring] += landmark[other] == landmark[n]
+    assert hits["asmk"] / len(names) >= 0.7 and hits["asmk"] >= hits["bow"] - 1, hits
+
+
+def test_hamming_verification_without_the_feature_store(demo_set, tmp_path):
+    """--verify hamming needs no INDEX/features: delete it and still verify the demo's
+    true images, as the ratio test does."""
+    from classicpr.config import Config
+    from classicpr.index import Index
+    from classicpr.pipeline import run_query
+    out, _ = demo_set
+    root = tmp_path / "index"
+    shutil.copytree(out / "index", root, ignore=shutil.ignore_patterns("features"))
+    index = Index.load(root, out / "images")
+    assert index.feature_store() is None
+    query, box = out / "queries" / "q0.jpg", None
+    import json
+    meta = json.loads((out / "demo.json").read_text()) if (out / "demo.json").is_file() else None
+    if meta is None:
+        pytest.skip("demo layout without demo.json")
+    hamming = run_query(index, query, box, Config().updated({"verify.method": "hamming"}), top=5)
+    assert hamming[0].verified
+
+
+def _threads_in_worker(_):
+    from classicpr.parallel import thread_counts
+    import numpy as np
+    np.dot(np.ones((200, 200)), np.ones((200, 200)))  # BLAS loaded and used
+    return thread_counts()
+
+
+def test_every_worker_runs_one_thread_per_library():
+    """n_jobs workers use n_jobs cores: inside each, OpenCV, faiss and BLAS get one thread."""
+    from classicpr.parallel import run_parallel
+    counts = list(run_parallel(_threads_in_worker, list(range(6)), n_jobs=2, progress=False))
+    assert counts and all(c["opencv"] == 1 and c["faiss"] == 1 for c in counts), counts
+    assert all(v == 1 for c in counts for k, v in c.items()), counts
+    assert any(k.startswith("blas") for c in counts for k in c), counts
