@@ -122,23 +122,25 @@ def test_asmk_and_bow_on_rparis_sample(rparis_sample, tmp_path):
 
 
 def test_hamming_verification_without_the_feature_store(demo_set, tmp_path):
-    """--verify hamming needs no INDEX/features: delete it and still verify the demo's
-    true images, as the ratio test does."""
+    """--verify hamming needs no INDEX/features: with it deleted, the demo query's true
+    image is still verified first, with its box where the ratio test puts it."""
     from classicpr.config import Config
+    from classicpr.datasets import load_revisitop
     from classicpr.index import Index
     from classicpr.pipeline import run_query
     out, _ = demo_set
-    root = tmp_path / "index"
-    shutil.copytree(out / "index", root, ignore=shutil.ignore_patterns("features"))
-    index = Index.load(root, out / "images")
+    ds = load_revisitop(out / "data", "demo")
+    q, box = ds.image_dir / ds.query_file(1), ds.query_box(1)
+    ratio = run_query(Index.load(out / "index"), q, box, Config(), top=3)
+    shutil.copytree(out / "index", tmp_path / "index", ignore=shutil.ignore_patterns("features"))
+    index = Index.load(tmp_path / "index")
     assert index.feature_store() is None
-    query, box = out / "queries" / "q0.jpg", None
-    import json
-    meta = json.loads((out / "demo.json").read_text()) if (out / "demo.json").is_file() else None
-    if meta is None:
-        pytest.skip("demo layout without demo.json")
-    hamming = run_query(index, query, box, Config().updated({"verify.method": "hamming"}), top=5)
-    assert hamming[0].verified
+    with pytest.raises(Exception, match="feature store"):
+        run_query(index, q, box, Config(), top=3)
+    hamming = run_query(index, q, box, Config().updated({"verify.method": "hamming"}), top=3)
+    assert hamming[0].verified and hamming[0].image_id == ratio[0].image_id
+    corner_gap = np.abs(hamming[0].polygon - ratio[0].polygon).max()
+    assert corner_gap < 0.02 * max(index.image_size(hamming[0].image_id)), corner_gap
 
 
 def _threads_in_worker(_):
