@@ -20,9 +20,9 @@ Presets (:data:`PRESETS`) are named sets of such keys applied over the defaults:
     the projected box as mask: an eighth of the default's query time, about 10 points
     less mAP and 20 less S-mIoU on prmini-dev.
 ``paper``
-    the benchmark paper's SIFT+SP recipe (An et al., ICCV 2023): ratio matching of the
-    query against every database image, RANSAC with a gate of 12 inliers, rank by
-    inliers, region = projected box.
+    the benchmark paper's SIFT+SP recipe (An et al., ICCV 2023): bag-of-words order,
+    ratio matching of the query against every database image, RANSAC with a gate of 12
+    inliers, rank by inliers, region = projected box, no query expansion.
 """
 from __future__ import annotations
 
