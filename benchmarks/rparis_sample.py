@@ -17,7 +17,7 @@ import numpy as np
 from classicpr.config import RetrievalConfig
 from classicpr.index import Index
 from classicpr.metrics import average_precision
-from classicpr.pipeline import extract_query, retrieve
+from classicpr.pipeline import extract_query, retrieval_query, retrieve
 
 
 def main(image_dir: str, gnd_path: str, index_dir: str) -> None:
@@ -35,8 +35,9 @@ def main(image_dir: str, gnd_path: str, index_dir: str) -> None:
         for n in names:
             if not related[n]:
                 continue
-            ids, _ = retrieve(index, extract_query(index, Path(image_dir) / (n + ".jpg")),
-                              RetrievalConfig(scoring=scoring))
+            cfg = RetrievalConfig(scoring=scoring)
+            query = extract_query(index, Path(image_dir) / (n + ".jpg"))
+            ids, _ = retrieve(index, retrieval_query(index, query, cfg), cfg)
             ranked = [index.names[i][:-4] for i in ids if index.names[i][:-4] != n]
             hits = np.flatnonzero([r in related[n] for r in ranked])
             aps.append(average_precision(hits, len(related[n])))

@@ -151,12 +151,13 @@ def _load_index(path):
 
 
 def cmd_search(args) -> int:
-    from .pipeline import extract_query, retrieve
+    from .pipeline import extract_query, retrieval_query, retrieve
     from .regions import parse_box
     config = config_from_args(args)
     index = _load_index(args.index)
     box = parse_box(args.box) if args.box else None
-    ids, scores = retrieve(index, extract_query(index, args.image, box), config.retrieval)
+    query = retrieval_query(index, extract_query(index, args.image, box), config.retrieval)
+    ids, scores = retrieve(index, query, config.retrieval)
     for i, s in zip(ids[: args.top], scores[: args.top]):
         print(f"{index.names[i]}\t{s:.4f}")
     return 0

@@ -154,7 +154,7 @@ class RetrievalConfig(_Section):
 
     SECTION = "retrieval"
     scoring: str = _param(
-        "asmk", "'asmk' = ASMK* selective match kernel over the index's 64-bit Hamming "
+        "asmk", "'asmk' = ASMK* selective match kernel over the index's Hamming "
         "signatures (one binary vector per word and image, bursts counted once); 'bow' = "
         "tf-idf cosine of bags of words", choices=("asmk", "bow"))
     alpha: float = _param(3.0, "'asmk': selectivity exponent (Tolias et al.'s 3)", low=1.0)

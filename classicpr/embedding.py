@@ -109,7 +109,7 @@ def majority_signatures(signatures: np.ndarray, starts: np.ndarray, counts: np.n
 
 
 class HammingEmbedding:
-    """Projection and per-word thresholds that turn RootSIFT into 64-bit signatures.
+    """Projection and per-word thresholds that turn RootSIFT into B-bit signatures.
 
     Parameters
     ----------
@@ -145,7 +145,8 @@ class HammingEmbedding:
         Parameters
         ----------
         descriptors : (N, D) float32 array
-            Training RootSIFT descriptors (those the vocabulary was trained on).
+            Training RootSIFT descriptors (the database's own, as many as
+            ``classicpr.index.EMBEDDING_TRAINING`` allows).
         words : (N,) int array
             Their visual words.
         n_words : int

@@ -218,9 +218,9 @@ def evaluate_benchmark(root: PathLike, name: str, index_dir: PathLike,
         ranks[:, q] = ranking
         polygons.update({(q, i): p for i, p in polys.items()})
         clean_ious.update({(q, i): v for i, v in ious.items()})
-        per_query.append(sum(timing[k] for k in ("features", "retrieval", "verification", "masks")))
         for k in ("features", "retrieval", "verification", "masks"):
             stages.setdefault(k, []).append(timing[k])
+        per_query.append(sum(v[-1] for v in stages.values()))
         for k, v in timing.items():
             if k.startswith("count_") or k.endswith("_s"):
                 counts.setdefault(k.replace("count_", ""), []).append(v)

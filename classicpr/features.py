@@ -24,7 +24,7 @@ from .config import FeatureConfig
 from .errors import ClassicPRError, ImageReadError
 from .io import (PathLike, downscale, load_arrays, read_image, read_npy_header, save_arrays,
                  write_json)
-from .parallel import run_parallel, single_threaded_opencv
+from .parallel import run_parallel
 
 log = logging.getLogger("classicpr")
 
@@ -199,7 +199,6 @@ class FeatureStore:
 
 
 def _extract_to_store(args) -> Tuple[str, Optional[int], Optional[str]]:
-    single_threaded_opencv()
     name, path, store = args
     try:
         kps, desc, size = extract_image(path, store.config)

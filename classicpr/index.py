@@ -29,7 +29,7 @@ from .errors import ClassicPRError, CorruptFileError
 from .features import FeatureConfig, FeatureStore, extract_to_store, rootsift
 from .invfile import InvertedFile, chunk_arrays, merge_chunks
 from .io import LazyMappedArrays, PathLike, array_writer, list_images, load_arrays
-from .parallel import run_parallel, single_threaded_opencv
+from .parallel import run_parallel
 from .vocabulary import TRAINING_PER_WORD, Vocabulary, default_vocabulary_size
 
 log = logging.getLogger("classicpr")
@@ -56,7 +56,6 @@ ASSIGN_BATCH = 25
 def _assign_batch(args) -> List[Tuple[str, np.ndarray, np.ndarray, Tuple[int, int], np.ndarray]]:
     """Words and Hamming signatures of a batch of images, assigned in one call (large BLAS
     products are far cheaper per descriptor than one small product per image)."""
-    single_threaded_opencv()
     names, store, vocab = args
     loaded = [store.load(name) for name in names]
     desc = [d for _, d, _ in loaded]
@@ -123,10 +122,10 @@ def train_vocabulary(store: FeatureStore, names: Sequence[str], size: Optional[i
     train = sample_training_descriptors(store, names, TRAINING_PER_WORD * k, seed)
     if len(train) < 1:
         raise ClassicPRError("no features found in any image; cannot train a vocabulary")
-    vocab = Vocabulary.train(train, min(k, len(train)), seed=seed, n_jobs=n_jobs)
-    sample = (train if n_desc <= len(train) else
+    sample = (None if n_desc <= len(train) else  # else the k-means sample holds them all
               sample_training_descriptors(store, names, EMBEDDING_TRAINING, seed))
-    return vocab.with_embedding(sample, seed, signature_bits)
+    return Vocabulary.train(train, min(k, len(train)), seed=seed, n_jobs=n_jobs,
+                            signature_bits=signature_bits, embedding_descriptors=sample)
 
 
 def _with_embedding(vocabulary: Vocabulary, store: FeatureStore, names: Sequence[str],
@@ -162,8 +161,8 @@ class StoredImage:
         Visual word of each feature.
     keypoints : (N, 4) float32 array
         x, y, scale, orientation in original pixels.
-    signatures : (N,) uint64 array
-        Hamming-embedding signature of each feature.
+    signatures : (N, W) uint64 array
+        Hamming-embedding signature of each feature (W = bits / 64).
     size : (width, height)
     feature_scale : float
         Original pixels per pixel of the ``max_side``-px image features were detected on.
@@ -408,7 +407,7 @@ class Index:
         ----------
         words : (U,) int array
             Distinct visual words of the query.
-        vectors : (U,) uint64 array
+        vectors : (U, W) uint64 array
             The query's aggregated binary vector in each
             (:meth:`classicpr.embedding.HammingEmbedding.aggregate`).
 

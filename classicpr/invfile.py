@@ -111,8 +111,8 @@ def chunk_arrays(words_per_image: Sequence[np.ndarray], keypoints_per_image: Seq
         raise ValueError("words_per_image, keypoints_per_image and sizes differ in length")
     if signatures_per_image is None:
         signatures_per_image = [np.zeros((len(w), 2), np.uint64) for w in words_per_image]
-    first = np.asarray(signatures_per_image[0]) if len(signatures_per_image) else np.zeros((0, 2))
-    width = first.shape[1] if first.ndim == 2 else 1
+    example = np.asarray(signatures_per_image[0]) if len(signatures_per_image) else np.zeros((0, 2))
+    width = example.shape[1] if example.ndim == 2 else 1
     geo = {"xy": [np.zeros((0, 2), np.uint16)], "scale": [np.zeros(0, np.float16)],
            "angle": [np.zeros(0, np.uint8)]}
     lengths, sorted_words, sorted_sigs = [], [np.zeros(0, np.int64)], [np.zeros((0, width), np.uint64)]

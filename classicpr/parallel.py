@@ -1,9 +1,9 @@
 """joblib plumbing shared by every per-image stage.
 
-``n_jobs=N`` means N cores in all: every task run in a joblib worker starts by giving
-OpenCV, faiss and the BLAS libraries numpy and faiss call one thread each
-(:func:`single_threaded_opencv`), so that N workers never run N x cores threads; workers
-return numpy arrays or small records only (``cv2.KeyPoint`` does not pickle). A joblib backend can be chosen globally with
+``n_jobs=N`` means N cores in all: :func:`run_parallel` runs every task with one OpenCV
+and one faiss thread (:func:`single_threaded_opencv`), and in a joblib worker also with one
+BLAS thread, so that N workers never run N x cores threads; workers return numpy arrays or
+small records only (``cv2.KeyPoint`` does not pickle). A joblib backend can be chosen globally with
 :func:`use_backend` (e.g. ``"dask"`` on a dask.distributed cluster).
 """
 from __future__ import annotations
@@ -31,17 +31,11 @@ _LIMITED = {"blas": False}
 
 
 def single_threaded_opencv() -> None:
-    """Give OpenCV, faiss (OpenMP) and BLAS (OpenBLAS / MKL, through threadpoolctl) one
-    thread in this process (at the start of every worker task), so that n_jobs workers use
-    n_jobs cores in all."""
+    """Give OpenCV and faiss (OpenMP) one thread in this process."""
     import cv2
     import faiss
     cv2.setNumThreads(1)
     faiss.omp_set_num_threads(1)
-    if not _LIMITED["blas"]:  # inspecting the loaded libraries costs milliseconds: once
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(limits=1)
-        _LIMITED["blas"] = True
 
 
 def thread_counts() -> dict:
@@ -54,8 +48,13 @@ def thread_counts() -> dict:
 
 
 def _single_threaded_task(func: Callable, item):
-    """Run one task in a worker with one thread per library (see :func:`single_threaded_opencv`)."""
+    """Run one task in a worker with one thread for OpenCV, faiss and BLAS (OpenBLAS / MKL,
+    through threadpoolctl; the worker's own process, so the limit stays there)."""
     single_threaded_opencv()
+    if not _LIMITED["blas"]:  # inspecting the loaded libraries costs milliseconds: once
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(limits=1)
+        _LIMITED["blas"] = True
     return func(item)
 
 
@@ -93,13 +92,16 @@ def run_parallel(func: Callable, items: Sequence, n_jobs: Optional[int] = None,
                  desc: str = "", progress: bool = True, ordered: bool = True) -> Iterable:
     """Apply ``func`` to every item with joblib, yielding results (in order) with a progress bar.
 
-    With one job (or one item) everything runs in this process, with no pickling.
+    With one job (or one item) everything runs in this process, with no pickling, and
+    with one OpenCV and one faiss thread; in joblib workers BLAS gets one thread too.
     """
     n = effective_n_jobs(n_jobs)
     bar = tqdm(total=len(items), desc=desc, disable=not progress or len(items) == 0,
                leave=False, dynamic_ncols=True)
     try:
         if (n == 1 or len(items) <= 1) and _BACKEND["name"] is None:
+            if len(items):
+                single_threaded_opencv()
             for item in items:
                 yield func(item)
                 bar.update(1)

@@ -29,6 +29,7 @@ import numpy as np
 
 from .config import (Config, MaskConfig, RetrievalConfig, VerifyConfig, check_index_time,
                      parse_tilts)
+from .embedding import majority_signatures
 from .errors import ClassicPRError
 from .features import detect_sift, read_gray, rootsift
 from .index import Index, StoredImage
@@ -36,7 +37,7 @@ from .invfile import features_in_box
 from .io import read_image
 from .masks import mask_polygon, projected_mask, refine_region, segment_query
 from .objects import ObjectLocation, carry_segment, hough_localise, object_mask
-from .parallel import effective_n_jobs, run_parallel, single_threaded_opencv
+from .parallel import effective_n_jobs, run_parallel
 from .regions import project_points, validate_box
 from .verify import (Verification, hamming_correspondences, inlier_coverage, perspective_ratio,
                      ratio_correspondences, verify_pair, verify_views, word_correspondences)
@@ -56,8 +57,8 @@ class QueryFeatures:
     descriptors : (M, 128) uint8 array
     words : (M,) int array
         Visual word of each feature.
-    signatures : (M,) uint64 array
-        Hamming-embedding signature of each feature in its word.
+    signatures : (M, W) uint64 array
+        Hamming-embedding signature of each feature in its word (W = bits / 64).
     size : (width, height)
         Of the query image.
     box : (4,) float64 array
@@ -221,7 +222,35 @@ def extract_query(index: Index, image, box=None) -> QueryFeatures:
 
 
 # ---------------------------------------------------------------------- 2. retrieval
-def retrieve(index: Index, query: QueryFeatures, config: RetrievalConfig,
+@dataclasses.dataclass
+class RetrievalQuery:
+    """The query as the ranking compares it (computed once, reused by query expansion).
+
+    Attributes
+    ----------
+    words : (M,) int array
+        "bow": the visual word of each in-box feature; "asmk": the distinct words of the
+        features' multiple assignments, sorted (U,).
+    vectors : (U, W) uint64 array or None
+        "asmk": the aggregated binary vector in each word; None for "bow".
+    """
+
+    words: np.ndarray
+    vectors: Optional[np.ndarray] = None
+
+
+def retrieval_query(index: Index, query: QueryFeatures, config: RetrievalConfig
+                    ) -> RetrievalQuery:
+    """The query's bag of words ("bow") or its ASMK* vectors, each feature assigned to its
+    ``config.query_assignments`` nearest words ("asmk")."""
+    if config.scoring == "bow":
+        return RetrievalQuery(query.words)
+    x = rootsift(query.descriptors)
+    nearest = index.vocabulary.assign_multiple(x, config.query_assignments)
+    return RetrievalQuery(*index.vocabulary.embedding.aggregate(x, nearest))
+
+
+def retrieve(index: Index, query: RetrievalQuery, config: RetrievalConfig,
              expansion: Sequence[Tuple[np.ndarray, np.ndarray]] = ()
              ) -> Tuple[np.ndarray, np.ndarray]:
     """Rank the whole database for a query (``config.scoring``).
@@ -229,9 +258,10 @@ def retrieve(index: Index, query: QueryFeatures, config: RetrievalConfig,
     Parameters
     ----------
     index : Index
-    query : QueryFeatures
+    query : RetrievalQuery
+        From :func:`retrieval_query` with the same ``config``.
     config : RetrievalConfig
-    expansion : sequence of (words (K,), signatures (K,) uint64)
+    expansion : sequence of (words (K,), signatures (K, W) uint64)
         Features of verified database images inside the projected query box (average
         query expansion, :func:`expansion_features`): with "asmk", each source (the query
         and each image) votes once per word for the bits of the expanded vector; with
@@ -243,15 +273,20 @@ def retrieve(index: Index, query: QueryFeatures, config: RetrievalConfig,
     scores : (n,) float32 array
     """
     if config.scoring == "bow":
-        words = np.concatenate([query.words] + [np.asarray(w) for w, _ in expansion])
-        return index.retrieve(words)
-    x = rootsift(query.descriptors)
-    embedding = index.vocabulary.embedding
-    nearest = index.vocabulary.assign_multiple(x, config.query_assignments)
-    words, vectors = embedding.aggregate(x, nearest)
+        return index.retrieve(np.concatenate([query.words] + [np.asarray(w) for w, _ in expansion]))
+    words, vectors = query.words, query.vectors
     if expansion:
         words, vectors = _expanded_vectors(words, vectors, expansion)
     return index.retrieve_asmk(words, vectors, config.alpha, config.tau)
+
+
+def _majority_by_word(words: np.ndarray, vectors: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Distinct words (sorted) and the bitwise majority of the vectors in each; a tie takes
+    the word's first vector in input order."""
+    words = np.asarray(words, np.int64)
+    order = np.argsort(words, kind="stable")
+    unique, start, count = np.unique(words[order], return_index=True, return_counts=True)
+    return unique, majority_signatures(np.asarray(vectors, np.uint64)[order], start, count)
 
 
 def _expanded_vectors(words: np.ndarray, vectors: np.ndarray,
@@ -260,27 +295,15 @@ def _expanded_vectors(words: np.ndarray, vectors: np.ndarray,
     """Bitwise majority, per word, of the query's vector and of each expanding image's
     (itself the majority of its features' signatures in that word); ties keep the query's
     bit or, in words the query lacks, the first image's."""
-    from .embedding import majority_signatures
-    all_words = [np.asarray(words, np.int64)]
-    all_vectors = [np.asarray(vectors, np.uint64)]
-    for w, sig in expansion:
-        w = np.asarray(w, np.int64)
-        order = np.argsort(w, kind="stable")
-        uw, start, count = np.unique(w[order], return_index=True, return_counts=True)
-        all_words.append(uw)
-        all_vectors.append(majority_signatures(np.asarray(sig, np.uint64)[order], start, count))
-    w = np.concatenate(all_words)
-    v = np.concatenate(all_vectors)
-    order = np.argsort(w, kind="stable")  # the query's vector first within each word
-    uw, start, count = np.unique(w[order], return_index=True, return_counts=True)
-    return uw, majority_signatures(v[order], start, count)
+    per_image = [_majority_by_word(w, sig) for w, sig in expansion]
+    return _majority_by_word(np.concatenate([words] + [w for w, _ in per_image]),
+                             np.concatenate([vectors] + [v for _, v in per_image]))
 
 
 # ---------------------------------------------------------------------- 3. verification
 def _verify_batch(args) -> List[PairVerification]:
     """Verify a batch of candidates in a worker; descriptors (ratio method) are read from
     the feature store one candidate at a time, so memory stays bounded."""
-    single_threaded_opencv()
     query, cue, candidates, config, store = args
     qroot = rootsift(query.descriptors) if config.method == "ratio" else None
     out = []
@@ -288,15 +311,23 @@ def _verify_batch(args) -> List[PairVerification]:
         if config.method == "ratio":
             cand, desc = _with_stored_keypoints(cand, store)
             qi, di = ratio_correspondences(qroot, rootsift(desc), config.ratio)
-        elif config.method == "hamming":
-            qi, di = hamming_correspondences(query.words, query.signatures, cand.words,
-                                             cand.signatures, _max_bits(config, cand))
         else:
-            qi, di = word_correspondences(query.words, cand.words, config.max_per_word)
+            qi, di = _word_correspondences(query.words, query.signatures, cand, config)
         v = verify_pair(query.keypoints, cand.keypoints, qi, di, query.box, cand.size, config,
                         cand.feature_scale)
         out.append(_with_object(PairVerification(v), query, cue, cand, qi, di))
     return out
+
+
+def _word_correspondences(words: np.ndarray, signatures: Optional[np.ndarray],
+                          cand: StoredImage, config: VerifyConfig
+                          ) -> Tuple[np.ndarray, np.ndarray]:
+    """Correspondences through shared visual words (``config.method`` "hamming" or
+    "words") between query features and a candidate's."""
+    if config.method == "hamming":
+        return hamming_correspondences(words, signatures, cand.words, cand.signatures,
+                                       _max_bits(config, cand))
+    return word_correspondences(words, cand.words, config.max_per_word)
 
 
 def _max_bits(config: VerifyConfig, cand: StoredImage) -> int:
@@ -405,10 +436,9 @@ def verify_shortlist(index: Index, query: QueryFeatures, shortlist: Sequence[int
         chosen = chosen[: config.synthesis_candidates]
         if not chosen:
             break
-        sent_words = {"words": view_words, "ratio": None,
-                      "hamming": (view_words, index.vocabulary.embedding.signatures(view_root, view_words))
-                      }[config.method]
-        jobs = [(views, sent_words, batch, query.box, config, store)
+        view_signatures = (index.vocabulary.embedding.signatures(view_root, view_words)
+                           if config.method == "hamming" else None)
+        jobs = [(views, view_words, view_signatures, batch, query.box, config, store)
                 for batch in _batches([index.candidate(i) for i in chosen], n_jobs)]
         found = [v for batch in run_parallel(_views_batch, jobs, n_jobs, progress=False)
                  for v in batch]
@@ -433,25 +463,17 @@ def _batches(items: Sequence, n_jobs: Optional[int]) -> List[Sequence]:
 
 def _views_batch(args) -> List[Verification]:
     """Match the synthesised views of the query to a batch of candidates (in a worker)."""
-    single_threaded_opencv()
-    views, view_words, candidates, box, config, store = args
+    views, view_words, view_signatures, candidates, box, config, store = args
     vroot = rootsift(views.descriptors) if config.method == "ratio" else None
-    view_signatures = None
-    if config.method == "hamming":
-        view_words, view_signatures = view_words
     out = []
     for cand in candidates:
         if config.method == "ratio":
             cand, desc = _with_stored_keypoints(cand, store)
             qi, di = ratio_correspondences(vroot, rootsift(desc), config.ratio)
         else:  # bursty words are judged within each view
-            if config.method == "hamming":
-                pairs = [hamming_correspondences(view_words[idx], view_signatures[idx], cand.words,
-                                                 cand.signatures, _max_bits(config, cand))
-                         for idx in (views.of_view(v) for v in range(len(views.angles)))]
-            else:
-                pairs = [word_correspondences(view_words[idx], cand.words, config.max_per_word)
-                         for idx in (views.of_view(v) for v in range(len(views.angles)))]
+            pairs = [_word_correspondences(view_words[idx], None if view_signatures is None
+                                           else view_signatures[idx], cand, config)
+                     for idx in (views.of_view(v) for v in range(len(views.angles)))]
             qi = np.concatenate([views.of_view(v)[q] for v, (q, _) in enumerate(pairs)]
                                 + [np.zeros(0, np.int64)])
             di = np.concatenate([d for _, d in pairs] + [np.zeros(0, np.int64)])
@@ -477,7 +499,7 @@ def expansion_features(index: Index, results: Sequence["QueryResult"], box: np.n
 
     Returns
     -------
-    list of (words (K,), signatures (K,) uint64), one per expanding image.
+    list of (words (K,), signatures (K, W) uint64), one per expanding image.
     """
     out = []
     for r in [r for r in results if r.verified][:top]:
@@ -521,9 +543,9 @@ def rank_results(index: Index, ids: np.ndarray, scores: np.ndarray,
     return [results[k] for k in order]
 
 
-def _expand(index: Index, query: QueryFeatures, ids: np.ndarray, scores: np.ndarray,
-            verified: Dict[int, PairVerification], cue: Optional[ObjectCue], config: Config,
-            n_jobs: Optional[int], stats: Dict[str, float]):
+def _expand(index: Index, query: QueryFeatures, ranked_as: RetrievalQuery, ids: np.ndarray,
+            scores: np.ndarray, verified: Dict[int, PairVerification], cue: Optional[ObjectCue],
+            config: Config, n_jobs: Optional[int], stats: Dict[str, float]):
     """Average query expansion: rank again with the verified images' in-box features, then
     verify the newly shortlisted images (plainly: their views were matched already)."""
     expansion = expansion_features(index, rank_results(index, ids, scores, verified),
@@ -531,7 +553,7 @@ def _expand(index: Index, query: QueryFeatures, ids: np.ndarray, scores: np.ndar
     stats["expansion_images"] = len(expansion)
     if not expansion:
         return ids, scores, verified
-    ids, scores = retrieve(index, query, config.retrieval, expansion)
+    ids, scores = retrieve(index, ranked_as, config.retrieval, expansion)
     shortlist = ids if config.verify.shortlist is None else ids[: config.verify.shortlist]
     new = [int(i) for i in shortlist if int(i) not in verified]
     plain = dataclasses.replace(config.verify, synthesis_candidates=0)
@@ -568,14 +590,12 @@ def query_object_segment(image, query: QueryFeatures, config: MaskConfig
 
 
 def _object_mask_one(args):
-    single_threaded_opencv()
     path, carried, points, config = args
     image, _ = read_image(path, gray=False)
     return object_mask(image, carried, points, config)
 
 
 def _refine_one(args):
-    single_threaded_opencv()
     path, quad, points, config = args
     image, _ = read_image(path, gray=False)
     return refine_region(image, quad, points, config)
@@ -683,7 +703,8 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
     if warning:
         log.warning("%s", warning)
     tell("retrieval")
-    ids, scores = retrieve(index, query, config.retrieval)
+    ranked_as = retrieval_query(index, query, config.retrieval)
+    ids, scores = retrieve(index, ranked_as, config.retrieval)
     t2 = time.perf_counter()
     tell("verification")
     shortlist = ids if config.verify.shortlist is None else ids[: config.verify.shortlist]
@@ -695,7 +716,7 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
     verified = verify_shortlist(index, query, shortlist, config.verify, cue, n_jobs, stats)
     t_expansion = time.perf_counter()
     if config.retrieval.expansion == "aqe" and len(shortlist):
-        ids, scores, verified = _expand(index, query, ids, scores, verified, cue, config,
+        ids, scores, verified = _expand(index, query, ranked_as, ids, scores, verified, cue, config,
                                         n_jobs, stats)
     t_expansion = time.perf_counter() - t_expansion
     t3 = time.perf_counter()

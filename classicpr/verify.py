@@ -5,9 +5,9 @@ RootSIFT descriptors to each candidate's descriptors, read from the index's feat
 with Lowe's ratio test. ``method="hamming"`` and ``method="words"`` need no raw
 descriptors: a query feature and a database feature correspond when they fall in the same
 visual word (Philbin et al., "fast spatial matching", from the direct index); "hamming"
-keeps only pairs whose 64-bit Hamming-embedding signatures are close (Jegou et al. 2008),
-one per query feature and per database feature (the closest), while "words" keeps every pair of
-non-bursty words. A weak geometric consistency filter (dominant rotation and scale change)
+keeps only pairs whose Hamming-embedding signatures are close (Jegou et al. 2008), one
+per query feature and per database feature (the closest), while "words" keeps every pair
+of non-bursty words. A weak geometric consistency filter (dominant rotation and scale change)
 runs before RANSAC. Plain word correspondences carry far more outliers on strong viewpoint
 changes (``docs/benchmarks.md``, "Verification").
 
@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from .config import VerifyConfig
+from .embedding import hamming
 from .regions import box_corners, is_simple_quad, polygon_area, project_points
 
 
@@ -132,7 +133,6 @@ def hamming_correspondences(query_words: np.ndarray, query_signatures: np.ndarra
     -------
     qi, di : (P,) int64 arrays of indices into the query and database features.
     """
-    from .embedding import hamming
     qi, di = word_correspondences(query_words, db_words, HAMMING_MAX_PER_WORD)
     if len(qi) == 0:
         return qi, di

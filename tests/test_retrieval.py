@@ -103,7 +103,7 @@ def test_asmk_and_bow_on_rparis_sample(rparis_sample, tmp_path):
     """Nearest other image of every genuine RParis6k image: same landmark, with both scorings."""
     from classicpr.config import RetrievalConfig
     from classicpr.index import Index
-    from classicpr.pipeline import extract_query, retrieve
+    from classicpr.pipeline import extract_query, retrieval_query, retrieve
     names = sorted(p.name for p in rparis_sample.glob("*.jpg"))
     landmark = {n: n.split("_")[1] for n in names}
     index = Index.build(rparis_sample, tmp_path / "idx", names=names, n_jobs=2, progress=False)
@@ -114,8 +114,9 @@ def test_asmk_and_bow_on_rparis_sample(rparis_sample, tmp_path):
     for scoring in ("asmk", "bow"):
         hits[scoring] = 0
         for n in names:
-            ids, _ = retrieve(index, extract_query(index, rparis_sample / n),
-                              RetrievalConfig(scoring=scoring))
+            cfg = RetrievalConfig(scoring=scoring)
+            query = retrieval_query(index, extract_query(index, rparis_sample / n), cfg)
+            ids, _ = retrieve(index, query, cfg)
             other = [index.names[i] for i in ids[:2] if index.names[i] != n][0]
             hits[scoring] += landmark[other] == landmark[n]
     assert hits["asmk"] / len(names) >= 0.7 and hits["asmk"] >= hits["bow"] - 1, hits
