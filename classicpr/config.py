@@ -250,7 +250,7 @@ class MaskConfig(_Section):
     Attributes
     ----------
     method, top, work_side, iterations, plane_coverage, plane_perspective, min_votes,
-    min_object_fraction,
+    background_tolerance, min_object_fraction,
     max_object_fraction, margin, min_keep, min_inlier_cover, seed
         See each field's ``help`` (``MaskConfig.describe()``).
     """
@@ -281,6 +281,10 @@ class MaskConfig(_Section):
     min_votes: int = _param(
         3, "'grabcut': smallest Hough cluster of the object's correspondences that localises "
         "it (Lowe's 3)", low=3)
+    background_tolerance: float = _param(
+        0.02, "'grabcut': where the query's surroundings (features outside the box) verify a "
+        "homography into the database image, correspondences it carries to within this "
+        "fraction of the image's long side are background, not the object (0: off)", low=0.0)
     min_object_fraction: float = _param(0.10, "'grabcut': the query segment must cover at "
                                         "least this fraction of the box", low=0.0, high=1.0)
     max_object_fraction: float = _param(0.95, "'grabcut': ... and at most this fraction",

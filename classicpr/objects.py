@@ -139,7 +139,8 @@ def hough_localise(query_kps: np.ndarray, db_kps: np.ndarray, qi: np.ndarray, di
 
 
 def object_mask(image: np.ndarray, segment: np.ndarray, seeds: np.ndarray,
-                config: MaskConfig = MaskConfig()) -> Optional[np.ndarray]:
+                config: MaskConfig = MaskConfig(), background_seeds: Optional[np.ndarray] = None
+                ) -> Optional[np.ndarray]:
     """GrabCut segmentation of an object in a database image around where it was carried.
 
     Parameters
@@ -152,6 +153,9 @@ def object_mask(image: np.ndarray, segment: np.ndarray, seeds: np.ndarray,
         Matched object points in the database image (x, y): sure foreground.
     config : MaskConfig
         ``work_side``, ``iterations``, ``margin`` and ``seed`` apply.
+    background_seeds : (B, 2) float array, optional
+        Points of the database image known to be background (x, y): sure background.
+        Applied after ``seeds``, so a point that is both is background.
 
     Returns
     -------
@@ -173,11 +177,10 @@ def object_mask(image: np.ndarray, segment: np.ndarray, seeds: np.ndarray,
     # the crop's border ring is background: the object is inside the padded box
     ring = max(2, int(round(0.03 * max(sh, sw))))
     gc[:ring, :], gc[-ring:, :], gc[:, :ring], gc[:, -ring:] = (cv2.GC_BGD,) * 4
-    pts = (np.asarray(seeds, np.float64).reshape(-1, 2) - [cx1, cy1]) * f
     r = max(1, int(round(0.01 * max(sw, sh))))
-    for x, y in np.rint(pts).astype(int):
-        if 0 <= x < sw and 0 <= y < sh:
-            cv2.circle(gc, (int(x), int(y)), r, int(cv2.GC_FGD), -1)
+    _draw_seeds(gc, seeds, (cx1, cy1), f, r, cv2.GC_FGD)
+    if background_seeds is not None:
+        _draw_seeds(gc, background_seeds, (cx1, cy1), f, r, cv2.GC_BGD)
     if not ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).any():
         return None
     cv2.setRNGSeed(config.seed)
@@ -190,6 +193,42 @@ def object_mask(image: np.ndarray, segment: np.ndarray, seeds: np.ndarray,
     if fg.sum() < 16:
         return None
     return paste_back(fg, crop_box, image.shape)
+
+
+def _draw_seeds(gc: np.ndarray, points: np.ndarray, origin, factor: float, radius: int,
+                label: int) -> None:
+    """Mark discs of ``radius`` around image points (P, 2) x, y with a GrabCut label, in
+    a crop starting at ``origin`` and scaled by ``factor``; points outside are skipped."""
+    sh, sw = gc.shape
+    pts = (np.asarray(points, np.float64).reshape(-1, 2) - np.asarray(origin, np.float64)) * factor
+    for x, y in np.rint(pts).astype(int):
+        if 0 <= x < sw and 0 <= y < sh:
+            cv2.circle(gc, (int(x), int(y)), radius, int(label), -1)
+
+
+def follows_motion(H: np.ndarray, query_points: np.ndarray, db_points: np.ndarray,
+                   tolerance: float) -> np.ndarray:
+    """Which correspondences a motion model explains.
+
+    Parameters
+    ----------
+    H : (3, 3) float array
+        Homography query -> database pixels (e.g. the background's motion).
+    query_points, db_points : (P, 2) float arrays
+        x, y of each correspondence in the query and in the database image.
+    tolerance : float
+        Largest distance (database pixels) between a database point and its query point
+        carried by ``H``.
+
+    Returns
+    -------
+    (P,) bool array
+    """
+    if len(query_points) == 0:
+        return np.zeros(0, bool)
+    carried = cv2.perspectiveTransform(
+        np.asarray(query_points, np.float64).reshape(-1, 1, 2), np.asarray(H, np.float64)).reshape(-1, 2)
+    return np.linalg.norm(carried - np.asarray(db_points, np.float64), axis=1) < tolerance
 
 
 def carry_segment(segment: np.ndarray, transform: np.ndarray, size: Tuple[int, int]) -> np.ndarray:

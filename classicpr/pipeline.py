@@ -36,7 +36,7 @@ from .index import Index, StoredImage
 from .invfile import features_in_box
 from .io import read_image
 from .masks import mask_polygon, projected_mask, refine_region, segment_query
-from .objects import ObjectLocation, carry_segment, hough_localise, object_mask
+from .objects import ObjectLocation, carry_segment, follows_motion, hough_localise, object_mask
 from .parallel import effective_n_jobs, run_parallel
 from .regions import project_points, validate_box
 from .verify import (Verification, hamming_correspondences, inlier_coverage, perspective_ratio,
@@ -67,6 +67,8 @@ class QueryFeatures:
         The query at feature resolution (for view synthesis; not sent to workers).
     scale : float
         Pixels of ``gray`` per original pixel.
+    context : QueryContext or None
+        The features outside the box (None for a whole-image query).
     """
 
     keypoints: np.ndarray
@@ -77,6 +79,29 @@ class QueryFeatures:
     box: np.ndarray
     gray: Optional[np.ndarray] = None
     scale: float = 1.0
+    context: Optional["QueryContext"] = None
+
+
+@dataclasses.dataclass
+class QueryContext:
+    """The query's features outside its box: the scene around the object.
+
+    Where a database image shows the same scene, their motion is the background's, and
+    the in-box correspondences that follow it are background, not the object
+    (:func:`_with_object`).
+
+    Attributes
+    ----------
+    keypoints : (B, 4) float32 array
+    descriptors : (B, 128) uint8 array
+    words : (B,) int array
+    signatures : (B, W) uint64 array
+    """
+
+    keypoints: np.ndarray
+    descriptors: np.ndarray
+    words: np.ndarray
+    signatures: np.ndarray
 
 
 @dataclasses.dataclass
@@ -89,7 +114,7 @@ class ObjectCue:
         Which query features lie on the segment.
     box : (4,) float array
         The segment's bounding box x1, y1, x2, y2.
-    plane_coverage, plane_perspective, min_votes
+    plane_coverage, plane_perspective, min_votes, background_tolerance
         See :class:`classicpr.config.MaskConfig`.
     """
 
@@ -98,6 +123,7 @@ class ObjectCue:
     plane_coverage: float
     plane_perspective: float
     min_votes: int
+    background_tolerance: float
 
 
 @dataclasses.dataclass
@@ -118,12 +144,16 @@ class PairVerification:
         the box is not one rigid plane.
     object_points : (K, 2) float32 array or None
         Database positions of the object's matched features (GrabCut seeds).
+    background_points : (B, 2) float32 array or None
+        Database positions of correspondences that follow the background's motion, when
+        the object moved against it (GrabCut background seeds).
     """
 
     plain: Verification
     rigid: bool = False
     object_location: Optional[ObjectLocation] = None
     object_points: Optional[np.ndarray] = None
+    background_points: Optional[np.ndarray] = None
 
 
 @dataclasses.dataclass
@@ -162,6 +192,8 @@ class QueryResult:
         verified image whose box is not one rigid plane.
     object_points : (K, 2) float32 array or None
         Matched object points in the database image.
+    background_points : (B, 2) float32 array or None
+        Points of the database image that follow the background's motion.
     view_tilt : float
         1.0, or the tilt of the synthesised query view whose homography verified the image.
     """
@@ -179,6 +211,7 @@ class QueryResult:
     rigid: bool = False
     object_location: Optional[ObjectLocation] = None
     object_points: Optional[np.ndarray] = None
+    background_points: Optional[np.ndarray] = None
     view_tilt: float = 1.0
 
     @property
@@ -194,7 +227,8 @@ class QueryResult:
 
 # ---------------------------------------------------------------------- 1. query features
 def extract_query(index: Index, image, box=None) -> QueryFeatures:
-    """SIFT features of the query inside its box, with their visual words.
+    """SIFT features of the query inside its box, with their visual words, and those
+    outside it (``context``).
 
     Parameters
     ----------
@@ -214,11 +248,15 @@ def extract_query(index: Index, image, box=None) -> QueryFeatures:
     valid = None if box is None else validate_box(box, size)
     inside = features_in_box(kps, valid)
     box = np.array([0, 0, size[0] - 1, size[1] - 1], np.float64) if valid is None else valid
-    kps, desc = kps[inside], desc[inside]
     x = rootsift(desc)
     words = index.vocabulary.assign(x, n_jobs=1)
     signatures = index.vocabulary.embedding.signatures(x, words)
-    return QueryFeatures(kps, desc, words, signatures, size, box, gray, scale)
+    context = None
+    if valid is not None:
+        out = ~inside
+        context = QueryContext(kps[out], desc[out], words[out], signatures[out])
+    return QueryFeatures(kps[inside], desc[inside], words[inside], signatures[inside], size, box,
+                         gray, scale, context)
 
 
 # ---------------------------------------------------------------------- 2. retrieval
@@ -305,17 +343,27 @@ def _verify_batch(args) -> List[PairVerification]:
     """Verify a batch of candidates in a worker; descriptors (ratio method) are read from
     the feature store one candidate at a time, so memory stays bounded."""
     query, cue, candidates, config, store = args
-    qroot = rootsift(query.descriptors) if config.method == "ratio" else None
+    ratio = config.method == "ratio"
+    qroot = rootsift(query.descriptors) if ratio else None
+    croot = rootsift(query.context.descriptors) if ratio and query.context is not None else None
     out = []
     for cand in candidates:
-        if config.method == "ratio":
+        if ratio:
             cand, desc = _with_stored_keypoints(cand, store)
-            qi, di = ratio_correspondences(qroot, rootsift(desc), config.ratio)
+            droot = rootsift(desc)
+            qi, di = ratio_correspondences(qroot, droot, config.ratio)
         else:
             qi, di = _word_correspondences(query.words, query.signatures, cand, config)
         v = verify_pair(query.keypoints, cand.keypoints, qi, di, query.box, cand.size, config,
                         cand.feature_scale)
-        out.append(_with_object(PairVerification(v), query, cue, cand, qi, di))
+
+        def context_correspondences():
+            if ratio:
+                return ratio_correspondences(croot, droot, config.ratio)
+            return _word_correspondences(query.context.words, query.context.signatures, cand,
+                                         config)
+        out.append(_with_object(PairVerification(v), query, cue, cand, qi, di,
+                                context_correspondences, config))
     return out
 
 
@@ -343,8 +391,19 @@ def _with_stored_keypoints(cand: StoredImage, store) -> Tuple[StoredImage, np.nd
 
 
 def _with_object(pv: PairVerification, query: QueryFeatures, cue: Optional[ObjectCue],
-                 cand: StoredImage, qi: np.ndarray, di: np.ndarray) -> PairVerification:
+                 cand: StoredImage, qi: np.ndarray, di: np.ndarray,
+                 context_correspondences: Callable[[], Tuple[np.ndarray, np.ndarray]],
+                 config: VerifyConfig) -> PairVerification:
     """For a verified image: rigid plane, or an object to localise by Hough voting.
+
+    The object's votes are its correspondences (``qi``, ``di`` on the query segment). When
+    the features around the box (``query.context``, matched by ``context_correspondences``)
+    verify a homography of their own, that is the background's motion: correspondences it
+    explains within ``cue.background_tolerance`` of the image's long side are background
+    (the query segment also holds some) and are left out of the votes; if the rest still
+    localise the object, the background points seed GrabCut's background. Otherwise (the
+    object did not move against its background, or nothing around it matched) every
+    correspondence on the segment votes.
 
     Unverified images are not localised this way: clusters of 3-10 agreeing votes occur by
     chance on unrelated images about as often as on true ones (docs/benchmarks.md)."""
@@ -357,12 +416,41 @@ def _with_object(pv: PairVerification, query: QueryFeatures, cue: Optional[Objec
     if cue is None or pv.rigid:
         return pv
     sel = cue.on_object[qi]
+    background = (_background_motion(query, cand, context_correspondences, config)
+                  if cue.background_tolerance > 0 else None)
+    if background is not None:
+        still = follows_motion(background.H, query.keypoints[qi, :2], cand.keypoints[di, :2],
+                               cue.background_tolerance * max(cand.size))
+        moved = sel & ~still
+        loc = hough_localise(query.keypoints, cand.keypoints, qi[moved], di[moved], cue.box,
+                             cue.min_votes)
+        if loc is not None:
+            pv.object_location = loc
+            pv.object_points = cand.keypoints[di[moved][loc.inliers], :2].astype(np.float32)
+            pv.background_points = np.concatenate(
+                [background.db_points, cand.keypoints[di[still], :2]]).astype(np.float32)
+            return pv
     loc = hough_localise(query.keypoints, cand.keypoints, qi[sel], di[sel], cue.box,
                          cue.min_votes)
     if loc is not None:
         pv.object_location = loc
         pv.object_points = cand.keypoints[di[sel][loc.inliers], :2].astype(np.float32)
     return pv
+
+
+def _background_motion(query: QueryFeatures, cand: StoredImage,
+                       context_correspondences: Callable[[], Tuple[np.ndarray, np.ndarray]],
+                       config: VerifyConfig) -> Optional[Verification]:
+    """The homography of the query's surroundings into a candidate, verified like any
+    other (None when the query has no context or it does not verify)."""
+    if query.context is None or len(query.context.keypoints) < 4:
+        return None
+    ci, cdi = context_correspondences()
+    w, h = query.size
+    v = verify_pair(query.context.keypoints, cand.keypoints, ci, cdi,
+                    np.array([0, 0, w - 1, h - 1], np.float64), cand.size, config,
+                    cand.feature_scale)
+    return v if v.verified else None
 
 
 def verify_shortlist(index: Index, query: QueryFeatures, shortlist: Sequence[int],
@@ -413,7 +501,8 @@ def verify_shortlist(index: Index, query: QueryFeatures, shortlist: Sequence[int
                                  "store (INDEX/features), which is missing; verify by words "
                                  "instead (--verify words)")
     candidates = [index.candidate(int(i)) for i in shortlist]
-    sent = dataclasses.replace(query, gray=None)  # workers need no pixels
+    # workers need no pixels, nor the context without an object to localise
+    sent = dataclasses.replace(query, gray=None, context=query.context if cue is not None else None)
     jobs = [(sent, cue, batch, config, store) for batch in _batches(candidates, n_jobs)]
     plain = [p for batch in run_parallel(_verify_batch, jobs, n_jobs, progress=False)
              for p in batch]
@@ -537,6 +626,7 @@ def rank_results(index: Index, ids: np.ndarray, scores: np.ndarray,
         if v.localised:
             r.polygon, r.db_points, r.weak = v.quad, v.db_points, v.weak
         r.rigid, r.object_location, r.object_points = pv.rigid, pv.object_location, pv.object_points
+        r.background_points = pv.background_points
     order = sorted(range(len(results)), key=lambda k: (
         (0, -results[k].inliers, -results[k].score, results[k].image_id)
         if results[k].verified else (1, k, 0, 0)))
@@ -586,13 +676,14 @@ def query_object_segment(image, query: QueryFeatures, config: MaskConfig
     ys, xs = np.nonzero(segment)
     box = np.array([xs.min(), ys.min(), xs.max(), ys.max()], np.float64)
     return segment, ObjectCue(segment[xy[:, 1], xy[:, 0]], box, config.plane_coverage,
-                              config.plane_perspective, config.min_votes)
+                              config.plane_perspective, config.min_votes,
+                              config.background_tolerance)
 
 
 def _object_mask_one(args):
-    path, carried, points, config = args
+    path, carried, points, background, config = args
     image, _ = read_image(path, gray=False)
-    return object_mask(image, carried, points, config)
+    return object_mask(image, carried, points, config, background)
 
 
 def _refine_one(args):
@@ -629,7 +720,7 @@ def compute_masks(index: Index, results: Sequence[QueryResult], segment: Optiona
     jobs = [(index.image_path(r.image_id), r.polygon, r.db_points, config) for r in refine]
     for r, m in zip(refine, run_parallel(_refine_one, jobs, n_jobs, progress=False)):
         r.mask, r.mask_method = m.mask, m.method
-    jobs = [(index.image_path(r.image_id), carried, r.object_points, config)
+    jobs = [(index.image_path(r.image_id), carried, r.object_points, r.background_points, config)
             for r, _, carried in objects]
     for (r, size, carried), m in zip(objects, run_parallel(_object_mask_one, jobs, n_jobs,
                                                             progress=False)):

@@ -207,3 +207,37 @@ def test_prtilt_targets(prmini_root, tmp_path):
     rows = splits(result)
     assert rows["tilt 2.8"]["S_iou_above_0.5"] >= 0.8 * rows["tilt 2.8"]["pairs"], rows
     assert rows["tilt 4.0"]["S_iou_above_0.5"] >= 0.5 * rows["tilt 4.0"]["pairs"], rows
+
+
+@pytest.mark.shared_data
+def test_object_that_moved_is_told_from_its_background(prmini_root, tmp_path):
+    """prmini-dev's DAVIS cows: the query box holds the cow and ground around its legs, which
+    GrabCut's query segment keeps. Frames later the cow has walked on over the static field:
+    matches on that ground follow the motion of the features outside the box (the
+    background's) and must neither place nor seed the object."""
+    from classicpr.datasets import load_label_polygons, load_revisitop
+    from classicpr.index import Index
+    from classicpr.metrics import Prediction, clean_pair_iou
+    from classicpr.pipeline import run_query
+    ds = load_revisitop(prmini_root, "prmini")
+    labels = ds.load_labels()
+    q = ds.qimlist.index("davis_cows_q")
+    ids = [ds.imlist.index(n) for n in ("davis_cows_00090", "davis_cows_00100")]
+    index = Index.build(ds.image_dir, tmp_path / "idx", names=[ds.db_file(i) for i in ids],
+                        vocab_size=256, n_jobs=1, progress=False)
+    ious = {}
+    for tolerance in (0.02, 0.0):  # 0 turns the background test off
+        config = Config().updated({"mask.background_tolerance": tolerance})
+        results = run_query(index, ds.image_dir / ds.query_file(q), ds.query_box(q), config)
+        for r in results:
+            assert r.verified and not r.rigid
+            if tolerance:
+                assert r.background_points is not None and len(r.background_points) > 20
+            else:
+                assert r.background_points is None
+            label = load_label_polygons(labels[f"{q}_{ids[r.image_id]}"])
+            ious[tolerance, r.image_id] = clean_pair_iou(
+                Prediction(r.polygon, r.mask), label, index.image_size(r.image_id))[1]
+    for i in range(2):
+        assert ious[0.02, i] > 0.6, ious
+        assert ious[0.02, i] > ious[0.0, i] + 0.2, ious
