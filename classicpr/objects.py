@@ -15,6 +15,13 @@ segment into the database image.
 :func:`object_mask` then segments the object there with GrabCut: the carried segment is
 probable foreground, the matched points are sure foreground, a band around its bounding
 box is probable background and everything beyond it background.
+
+A box drawn around an object also holds some of its background, and so does the query's
+GrabCut segment (ground between a cow's legs, the wall behind a swan). Where the object
+moved against that background, the background's own motion separates them: the query's
+features outside the box give it (a homography, verified like any other), and the
+correspondences it explains (:func:`follows_motion`) are left out of the votes and become
+GrabCut's sure background.
 """
 from __future__ import annotations
 

@@ -4,14 +4,16 @@
 benchmark query. Each stage is a function that takes and returns small records:
 
 1. :func:`extract_query` -- SIFT features inside the query box and their visual words
-   (:class:`QueryFeatures`).
-2. ``Index.retrieve`` -- the tf-idf ranking of the whole database.
+   (:class:`QueryFeatures`), and the features around the box (:class:`QueryContext`).
+2. :func:`retrieve` -- the ranking of the whole database (ASMK* or tf-idf bag of words).
 3. :func:`verify_shortlist` -- correspondences and a RANSAC homography for each of the top
    ``verify.shortlist`` images (:class:`classicpr.verify.Verification`), in parallel; then
    synthesised tilted views of the query box (:mod:`classicpr.views`) for the images most
    similar to them that failed; on verified images whose box is not one rigid plane, the
-   query's object localised by Hough voting (:mod:`classicpr.objects`).
-4. :func:`rank_results` -- verified images first by inliers, then the rest by BoW score
+   query's object localised by Hough voting (:mod:`classicpr.objects`), apart from the
+   background where the features around the box give the background's motion; then
+   query expansion (:func:`expansion_features`) ranks and verifies again.
+4. :func:`rank_results` -- verified images first by inliers, then the rest by their ranking score
    (:class:`QueryResult`).
 5. :func:`compute_masks` -- a region and pixel mask for each localised result: the
    projected box, or GrabCut of the localised object (:mod:`classicpr.masks`,
@@ -167,7 +169,7 @@ class QueryResult:
     name : str
         Database image name.
     score : float
-        BoW (tf-idf cosine) score.
+        Ranking score (ASMK* similarity, or tf-idf cosine with ``retrieval.scoring="bow"``).
     inliers : int
         RANSAC inliers of the homography (also reported when it failed the gate).
     H : (3, 3) float64 array or None
@@ -607,12 +609,12 @@ def expansion_features(index: Index, results: Sequence["QueryResult"], box: np.n
 def rank_results(index: Index, ids: np.ndarray, scores: np.ndarray,
                  verified: Mapping[int, PairVerification]) -> List[QueryResult]:
     """Results in final order: verified images first (most inliers first), then every
-    other image in BoW order.
+    other image in ranking order.
 
     Parameters
     ----------
     ids, scores : (n,) arrays
-        The BoW ranking of the whole database.
+        The ranking of the whole database (:func:`retrieve`).
     verified : mapping image id -> PairVerification
         The images verification tried (verified or not).
     """
