@@ -6,7 +6,7 @@ official ground truth (gnd_rparis6k.pkl) lists as easy or hard positives of a qu
 common with it. Usage::
 
     python benchmarks/rparis_sample.py ../shared/data/rparis6k-sample/jpg \
-        ../shared/data/revisitop/gnd_rparis6k.pkl /tmp/rparis-sample-index
+        ../shared/data/revisitop/gnd_rparis6k.pkl /tmp/rparis-sample-index [SIGNATURE_BITS]
 """
 import pickle
 import sys
@@ -20,7 +20,7 @@ from classicpr.metrics import average_precision
 from classicpr.pipeline import extract_query, retrieval_query, retrieve
 
 
-def main(image_dir: str, gnd_path: str, index_dir: str) -> None:
+def main(image_dir: str, gnd_path: str, index_dir: str, bits: str = "64") -> None:
     with open(gnd_path, "rb") as fh:
         gnd = pickle.load(fh)
     present = {p.stem for p in Path(image_dir).glob("*.jpg")}
@@ -29,7 +29,7 @@ def main(image_dir: str, gnd_path: str, index_dir: str) -> None:
     groups = [{pos[i] for i in list(g["easy"]) + list(g["hard"]) if i in pos} for g in gnd["gnd"]]
     related = {n: set().union(*[g for g in groups if n in g]) - {n} for n in names}
     index = Index.build(image_dir, index_dir, names=[n + ".jpg" for n in names], n_jobs=2,
-                        progress=False)
+                        progress=False, signature_bits=int(bits))
     for scoring in ("bow", "asmk"):
         aps = []
         for n in names:
@@ -45,4 +45,4 @@ def main(image_dir: str, gnd_path: str, index_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])

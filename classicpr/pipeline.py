@@ -457,7 +457,8 @@ def _background_motion(query: QueryFeatures, cand: StoredImage,
 
 def verify_shortlist(index: Index, query: QueryFeatures, shortlist: Sequence[int],
                      config: VerifyConfig, cue: Optional[ObjectCue] = None,
-                     n_jobs: Optional[int] = 1, stats: Optional[Dict[str, float]] = None
+                     n_jobs: Optional[int] = 1, stats: Optional[Dict[str, float]] = None,
+                     retrieval: Optional[RetrievalConfig] = None
                      ) -> Dict[int, PairVerification]:
     """Verify the shortlisted database images, then (view synthesis) the most similar
     images that failed, in parallel batches.
@@ -522,7 +523,7 @@ def verify_shortlist(index: Index, query: QueryFeatures, shortlist: Sequence[int
             continue
         view_root = rootsift(views.descriptors)
         view_words = index.vocabulary.assign(view_root, n_jobs=1)
-        ids, _ = index.retrieve(view_words)
+        ids = _views_ranking(index, view_root, view_words, retrieval)
         chosen = [int(i) for i in ids if not (int(i) in verified and verified[int(i)].plain.verified)]
         chosen = chosen[: config.synthesis_candidates]
         if not chosen:
@@ -542,6 +543,16 @@ def verify_shortlist(index: Index, query: QueryFeatures, shortlist: Sequence[int
                 verified[i] = PairVerification(v)
     stats["synthesis_s"] = time.perf_counter() - t0
     return verified
+
+
+def _views_ranking(index: Index, view_root: np.ndarray, view_words: np.ndarray,
+                   retrieval: Optional[RetrievalConfig]) -> np.ndarray:
+    """Database ids ranked by the synthesised views' features (V,) together: ASMK* when
+    ``retrieval.scoring`` is "asmk" (one word per feature), else tf-idf."""
+    if retrieval is not None and retrieval.scoring == "asmk":
+        words, vectors = index.vocabulary.embedding.aggregate(view_root, view_words)
+        return index.retrieve_asmk(words, vectors, retrieval.alpha, retrieval.tau)[0]
+    return index.retrieve(view_words)[0]
 
 
 def _batches(items: Sequence, n_jobs: Optional[int]) -> List[Sequence]:
@@ -806,7 +817,8 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
         segment, cue = query_object_segment(image, query, config.mask)
     t_segment = time.perf_counter() - t2  # counted in the mask stage
     stats: Dict[str, float] = {}
-    verified = verify_shortlist(index, query, shortlist, config.verify, cue, n_jobs, stats)
+    verified = verify_shortlist(index, query, shortlist, config.verify, cue, n_jobs, stats,
+                                config.retrieval)
     t_expansion = time.perf_counter()
     if config.retrieval.expansion == "aqe" and len(shortlist):
         ids, scores, verified = _expand(index, query, ranked_as, ids, scores, verified, cue, config,
