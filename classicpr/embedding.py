@@ -14,9 +14,10 @@
   ``u > tau`` and 0 otherwise, normalised by the square roots of both images' word counts
   (the kernel of an image with itself is its number of words).
 
-Signatures are rows of B / 64 ``uint64``: B / 8 bytes a feature in the index. 128 bits (the
-default) rank far better than 64 on prmini-dev, 64 bits halve the signatures' memory
-(``docs/benchmarks.md``, "Retrieval").
+Signatures are rows of B / 64 ``uint64``: B / 8 bytes a feature in the index, and as many
+per posting for its ASMK* vector (computed when the index is built). 128 bits (the
+default) rank better than 64 with distractors and on the RParis6k sample; 64 bits halve
+the memory (``docs/benchmarks.md``, "Retrieval").
 """
 from __future__ import annotations
 

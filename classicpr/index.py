@@ -35,9 +35,9 @@ from .vocabulary import TRAINING_PER_WORD, Vocabulary, default_vocabulary_size
 log = logging.getLogger("classicpr")
 
 INDEX_KIND = "classicpr.index"
-INDEX_VERSION = 3
+INDEX_VERSION = 4
 PART_KIND = "classicpr.index-part"
-PART_VERSION = 2
+PART_VERSION = 3
 #: Images per part (assignment chunk); bounds the memory of assignment.
 CHUNK = 500
 
@@ -471,9 +471,11 @@ class Index:
         arrays, meta = load_arrays(root / "index.npz", INDEX_KIND, INDEX_VERSION, mmap=True,
                                    verify=verify)
         if ("vocab_centroids" not in arrays or "vocab_he_projection" not in arrays
-                or "names" not in meta or "inv_images" not in arrays):
-            raise CorruptFileError(f"{root / 'index.npz'} lacks the vocabulary, image list or "
-                                   "postings; it was written by an older classicpr: rebuild it")
+                or "names" not in meta or "inv_images" not in arrays
+                or "inv_vectors" not in arrays):
+            raise CorruptFileError(f"{root / 'index.npz'} lacks the vocabulary, image list, "
+                                   "postings or their ASMK* vectors; it was written by an older "
+                                   "classicpr: rebuild it")
         # the vocabulary is small and used whole: read it into memory
         vocab = Vocabulary.from_state({k[6:]: np.array(arrays.pop(k)) for k in list(arrays)
                                        if k.startswith("vocab_")})

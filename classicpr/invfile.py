@@ -1,11 +1,12 @@
 """Inverted file (tf-idf bag of visual words) and direct index, as flat arrays.
 
-* Inverted file: the postings of every word (image id, term count), word-major (CSC
-  layout: ``inv_indptr``, ``inv_images``, ``inv_counts``), so a query touches only the
-  postings of its own words. Weights are tf-idf with ``idf = log(N / df)`` and
-  L2-normalised image vectors; ``idf`` and the image ``norms`` are stored.
-* Direct index: for every image, the word id and quantised geometry of each of its features
-  (concatenated arrays + ``offsets``, DBoW2-style). Spatial verification uses it to form
+* Inverted file: the postings of every word (image id, term count, and the image's ASMK*
+  vector in that word), word-major (CSC layout: ``inv_indptr``, ``inv_images``,
+  ``inv_counts``, ``inv_vectors``), so a query touches only the postings of its own words.
+  tf-idf weights use ``idf = log(N / df)`` and L2-normalised image vectors; ``idf`` and
+  the image ``norms`` are stored.
+* Direct index: for every image, the word id, quantised geometry and Hamming signature of
+  each of its features (concatenated arrays + ``offsets``, DBoW2-style). Spatial verification uses it to form
   correspondences between features that share a word, without raw descriptors.
 
 Building is out of core. Images are turned into *chunks* (:func:`chunk_arrays`: the same
@@ -63,8 +64,11 @@ def dequantise_geometry(xy: np.ndarray, scale: np.ndarray, angle: np.ndarray,
 
 
 #: Arrays of a chunk (and of a whole index); see :func:`chunk_arrays` for shapes and dtypes.
-CHUNK_KEYS = ("inv_indptr", "inv_images", "inv_counts", "inv_starts", "offsets", "words", "xy",
-              "scale", "angle", "signatures", "sizes")
+CHUNK_KEYS = ("inv_indptr", "inv_images", "inv_counts", "inv_starts", "inv_vectors", "offsets",
+              "words", "xy", "scale", "angle", "signatures", "sizes")
+#: dtype of each posting array in a merge.
+POSTING_DTYPES = {"inv_images": np.int32, "inv_counts": np.uint16, "inv_starts": np.uint16,
+                  "inv_vectors": np.uint64}
 #: Most features of one image (``inv_starts`` are uint16).
 MAX_FEATURES_PER_IMAGE = 65535
 #: Postings merged at once (about 30 bytes each in flight: ~30 MB per block).
@@ -103,7 +107,9 @@ def chunk_arrays(words_per_image: Sequence[np.ndarray], keypoints_per_image: Seq
     -------
     dict with ``inv_indptr`` (n_words + 1,) int64, ``inv_images`` (P,) int32 (image ids
     within the chunk), ``inv_counts`` (P,) uint16, ``inv_starts`` (P,) uint16 (first
-    feature of the posting within its image), ``offsets`` (n + 1,) int64, ``words`` (F,),
+    feature of the posting within its image), ``inv_vectors`` (P, W) uint64 (the ASMK*
+    vector of the posting: bitwise majority of its features' signatures, computed once
+    here so that a query only reads it), ``offsets`` (n + 1,) int64, ``words`` (F,),
     ``xy`` (F, 2) uint16, ``scale`` (F,) float16, ``angle`` (F,) uint8, ``signatures``
     (F, W) uint64, ``sizes`` (n, 2) int32.
     """
@@ -141,14 +147,18 @@ def chunk_arrays(words_per_image: Sequence[np.ndarray], keypoints_per_image: Seq
     n = max(len(lengths), 1)
     pair, first, counts = np.unique(words * n + image_of, return_index=True, return_counts=True)
     post_word, post_image = np.divmod(pair, n)
+    # each image's features are sorted by word, so a posting's features are the run of
+    # ``counts`` features from ``first`` in the chunk
+    signatures = np.concatenate(sorted_sigs)
     return {"inv_indptr": np.r_[0, np.cumsum(np.bincount(post_word, minlength=n_words))].astype(np.int64),
             "inv_images": post_image.astype(np.int32),
             "inv_counts": np.minimum(counts, 65535).astype(np.uint16),
             "inv_starts": (first - offsets[post_image]).astype(np.uint16),
+            "inv_vectors": majority_signatures(signatures, first, counts),
             "offsets": offsets,
             "words": words.astype(word_dtype(n_words)),
             "xy": np.concatenate(geo["xy"]), "scale": np.concatenate(geo["scale"]),
-            "angle": np.concatenate(geo["angle"]), "signatures": np.concatenate(sorted_sigs),
+            "angle": np.concatenate(geo["angle"]), "signatures": signatures,
             "sizes": np.asarray(sizes, np.int32).reshape(-1, 2)}
 
 
@@ -236,10 +246,11 @@ def merge_chunks(n_words: int, load_chunk: Callable[[int], Mapping[str, np.ndarr
                                                                      POSTINGS_PER_BLOCK)), n_words])
     blocks = [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:])]
 
-    bar = tqdm(total=3 * len(blocks), desc="merging postings", leave=False, dynamic_ncols=True,
+    bar = tqdm(total=4 * len(blocks), desc="merging postings", leave=False, dynamic_ncols=True,
                disable=not progress)
 
     def postings(key: str):
+        dtype = POSTING_DTYPES[key]
         for w0, w1 in blocks:
             bar.update(1)
             words, values = [], []
@@ -254,11 +265,11 @@ def merge_chunks(n_words: int, load_chunk: Callable[[int], Mapping[str, np.ndarr
                 values.append(v + image_base[k] if key == "inv_images" else v)
             if words:
                 order = np.argsort(np.concatenate(words), kind="stable")
-                yield np.concatenate(values)[order].astype(np.int32 if key == "inv_images" else np.uint16)
+                yield np.concatenate(values)[order].astype(dtype)
 
-    sink.add_chunks("inv_images", np.int32, (n_postings,), postings("inv_images"))
-    sink.add_chunks("inv_counts", np.uint16, (n_postings,), postings("inv_counts"))
-    sink.add_chunks("inv_starts", np.uint16, (n_postings,), postings("inv_starts"))
+    for key, shape in (("inv_images", (n_postings,)), ("inv_counts", (n_postings,)),
+                       ("inv_starts", (n_postings,)), ("inv_vectors", (n_postings, width))):
+        sink.add_chunks(key, POSTING_DTYPES[key], shape, postings(key))
     bar.close()
     return n_images
 
@@ -282,7 +293,7 @@ class InvertedFile:
             raise ValueError(f"inverted file arrays missing: {missing}")
         self.inv_indptr = np.asarray(arrays["inv_indptr"])
         self.inv_images, self.inv_counts = arrays["inv_images"], arrays["inv_counts"]
-        self.inv_starts = arrays["inv_starts"]
+        self.inv_starts, self.inv_vectors = arrays["inv_starts"], arrays["inv_vectors"]
         self.idf, self.norms = np.asarray(arrays["idf"]), np.asarray(arrays["norms"])
         self.image_words = np.asarray(arrays["image_words"])
         self.offsets, self.sizes = np.asarray(arrays["offsets"]), np.asarray(arrays["sizes"])
@@ -334,20 +345,25 @@ class InvertedFile:
         -------
         (n_images,) float32 array in [0, 1]; 0 for an empty query.
         """
-        scores = np.zeros(self.n_images, np.float32)
+        scores = np.zeros(self.n_images, np.float64)
         words = np.asarray(words, np.int64)
         if len(words) == 0 or self.n_images == 0:
-            return scores
-        pos, lens = self._postings(words)
-        if len(pos) == 0:
-            return scores
-        images = np.asarray(self.inv_images[pos], np.int64)
-        db_vectors = majority_signatures(
-            self.signatures, self.offsets[images] + np.asarray(self.inv_starts[pos], np.int64),
-            np.asarray(self.inv_counts[pos], np.int64))
-        sim = selective_similarity(hamming(np.repeat(vectors, lens, axis=0), db_vectors),
-                                   64 * db_vectors.shape[1], alpha, tau)
-        scores = np.bincount(images, sim, minlength=self.n_images)
+            return scores.astype(np.float32)
+        vectors = np.asarray(vectors, np.uint64)
+        bits = 64 * vectors.shape[1]
+        # words in groups of about POSTINGS_PER_BLOCK postings: memory stays bounded
+        per_word = self.inv_indptr[words + 1] - self.inv_indptr[words]
+        group = np.cumsum(per_word) // POSTINGS_PER_BLOCK
+        for g in np.unique(group):
+            sel = np.flatnonzero(group == g)
+            pos, lens = self._postings(words[sel])
+            if len(pos) == 0:
+                continue
+            images = np.asarray(self.inv_images[pos], np.int64)
+            db_vectors = np.asarray(self.inv_vectors[pos])
+            sim = selective_similarity(hamming(np.repeat(vectors[sel], lens, axis=0), db_vectors),
+                                       bits, alpha, tau)
+            scores += np.bincount(images, sim, minlength=self.n_images)
         norm = np.sqrt(self.image_words.astype(np.float64) * len(words))
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(norm > 0, scores / norm, 0.0).astype(np.float32)
@@ -399,13 +415,14 @@ class InvertedFile:
         direct = sum(a.nbytes for a in (self.words, self.xy, self.scale, self.angle,
                                         self.offsets, self.sizes))
         return {"inverted_file": int(inv), "direct_index": int(direct),
-                "signatures": int(self.signatures.nbytes)}
+                "signatures": int(self.signatures.nbytes),
+                "posting_vectors": int(self.inv_vectors.nbytes)}
 
     def state(self) -> Dict[str, np.ndarray]:
         """The arrays that fully describe the inverted file (a chunk of a later merge)."""
         return {"inv_indptr": self.inv_indptr, "inv_images": self.inv_images,
                 "inv_counts": self.inv_counts, "inv_starts": self.inv_starts,
-                "offsets": self.offsets, "words": self.words, "xy": self.xy,
-                "scale": self.scale, "angle": self.angle, "signatures": self.signatures,
+                "inv_vectors": self.inv_vectors, "offsets": self.offsets, "words": self.words,
+                "xy": self.xy, "scale": self.scale, "angle": self.angle, "signatures": self.signatures,
                 "sizes": self.sizes, "idf": self.idf, "norms": self.norms,
                 "image_words": self.image_words}

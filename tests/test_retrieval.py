@@ -85,11 +85,15 @@ def test_asmk_scores_an_image_against_itself_highest():
     words = [rng.integers(0, 100, 40) for _ in range(5)]
     sigs = [rng.integers(0, 2 ** 63, (40, 2), dtype=np.int64).astype(np.uint64) for _ in range(5)]
     kp = [np.c_[rng.random((40, 2)) * 90, np.ones((40, 2))] for _ in range(5)]
-    inv = InvertedFile.from_images(100, words, kp, [(100, 100)] * 5, sigs)
+    inv = InvertedFile.from_images(100, words, kp, [(100, 100)] * 5, sigs, chunk=2)
     for i in range(5):
         order = np.argsort(words[i], kind="stable")
         uw, start, count = np.unique(words[i][order], return_index=True, return_counts=True)
         vec = majority_signatures(sigs[i][order], start, count)
+        # each posting holds its image's vector in its word (merged across chunks)
+        pos, _ = inv._postings(uw)
+        mine = pos[np.asarray(inv.inv_images[pos]) == i]
+        np.testing.assert_array_equal(inv.inv_vectors[mine], vec)
         s = inv.query_asmk(uw, vec)
         assert s.argmax() == i and abs(s[i] - 1.0) < 1e-5
         # the direct index keeps each feature's signature (sorted by word)
@@ -107,9 +111,14 @@ def test_asmk_and_bow_on_rparis_sample(rparis_sample, tmp_path):
     names = sorted(p.name for p in rparis_sample.glob("*.jpg"))
     landmark = {n: n.split("_")[1] for n in names}
     index = Index.build(rparis_sample, tmp_path / "idx", names=names, n_jobs=2, progress=False)
-    # per feature: 9 bytes of word and geometry, 16 of signature, at most 8 of posting
-    per_feature = index.nbytes_per_image() * len(names) / index.invfile.offsets[-1]
-    assert 25 < per_feature <= 33.5, per_feature
+    # per feature: 9 bytes of word and geometry and 16 of signature; per posting (one
+    # word in one image) 8 bytes and a 16-byte ASMK* vector
+    inv = index.invfile
+    n_features, n_postings = int(inv.offsets[-1]), len(inv.inv_images)
+    parts = inv.nbytes()
+    assert parts["signatures"] == 16 * n_features and parts["posting_vectors"] == 16 * n_postings
+    per_feature = index.nbytes_per_image() * len(names) / n_features
+    assert 25 < per_feature <= 25.5 + 24 * n_postings / n_features, per_feature
     hits = {}
     for scoring in ("asmk", "bow"):
         hits[scoring] = 0
