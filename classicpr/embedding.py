@@ -27,6 +27,9 @@ import numpy as np
 
 #: Signature lengths an embedding can have.
 SIGNATURE_BITS = (64, 128)
+#: Features whose bits :func:`majority_signatures` unpacks at once (each int32 copy 16 MB
+#: at 128 bits).
+MAJORITY_BLOCK = 32_768
 #: Fewest training descriptors of a word for its own medians (else the global median).
 MIN_TRAINING_PER_WORD = 4
 
@@ -97,15 +100,16 @@ def majority_signatures(signatures: np.ndarray, starts: np.ndarray, counts: np.n
     counts = np.asarray(counts, np.int64)
     out = np.asarray(signatures[starts], np.uint64).copy()
     multi = np.flatnonzero(counts > 1)
-    if len(multi) == 0:
-        return out
-    c = counts[multi]
-    total = int(c.sum())
-    pos = np.repeat(starts[multi] - np.cumsum(np.r_[0, c[:-1]]), c) + np.arange(total)
-    bits = unpack_bits(np.asarray(signatures[pos])).astype(np.int32)
-    ones = np.add.reduceat(bits, np.r_[0, np.cumsum(c)[:-1]], axis=0)
-    first = unpack_bits(out[multi]).astype(np.int32)
-    out[multi] = pack_bits(2 * ones + first > c[:, None])
+    # runs in blocks of about MAJORITY_BLOCK features: their bits are unpacked as int32
+    block = np.cumsum(counts[multi]) // MAJORITY_BLOCK
+    for b in np.unique(block):
+        rows = multi[block == b]
+        c = counts[rows]
+        pos = np.repeat(starts[rows] - np.cumsum(np.r_[0, c[:-1]]), c) + np.arange(int(c.sum()))
+        bits = unpack_bits(np.asarray(signatures[pos])).astype(np.int32)
+        ones = np.add.reduceat(bits, np.r_[0, np.cumsum(c)[:-1]], axis=0)
+        first = unpack_bits(out[rows]).astype(np.int32)
+        out[rows] = pack_bits(2 * ones + first > c[:, None])
     return out
 
 
