@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from classicpr.config import Config, MaskConfig, VerifyConfig
-from classicpr.objects import carry_segment, hough_localise, object_mask
+from classicpr.objects import carry_segment, follows_motion, hough_localise, object_mask
 from classicpr.verify import inlier_coverage, log_nfa, verify_pair
 from classicpr.views import synthesize_views, view_angles
 
@@ -207,6 +207,18 @@ def test_prtilt_targets(prmini_root, tmp_path):
     rows = splits(result)
     assert rows["tilt 2.8"]["S_iou_above_0.5"] >= 0.8 * rows["tilt 2.8"]["pairs"], rows
     assert rows["tilt 4.0"]["S_iou_above_0.5"] >= 0.5 * rows["tilt 4.0"]["pairs"], rows
+
+
+def test_follows_motion_marks_what_a_homography_explains():
+    H = np.array([[1.0, 0.02, 15.0], [-0.01, 0.98, -8.0], [1e-5, 0.0, 1.0]])
+    rng = np.random.default_rng(3)
+    q = rng.uniform(0, 600, (50, 2))
+    d = cv2.perspectiveTransform(q.reshape(-1, 1, 2), H).reshape(-1, 2)
+    d[:20] += rng.uniform(30, 60, (20, 2)) * rng.choice([-1, 1], (20, 2))  # moved
+    d[20:] += rng.normal(0, 1.0, (30, 2))  # background, 1 px noise
+    still = follows_motion(H, q, d, tolerance=6.0)
+    assert not still[:20].any() and still[20:].all()
+    assert follows_motion(H, np.zeros((0, 2)), np.zeros((0, 2)), 6.0).shape == (0,)
 
 
 @pytest.mark.shared_data
