@@ -6,8 +6,9 @@
   tf-idf weights use ``idf = log(N / df)`` and L2-normalised image vectors; ``idf`` and
   the image ``norms`` are stored.
 * Direct index: for every image, the word id, quantised geometry and Hamming signature of
-  each of its features (concatenated arrays + ``offsets``, DBoW2-style). Spatial verification uses it to form
-  correspondences between features that share a word, without raw descriptors.
+  each of its features (concatenated arrays + ``offsets``, DBoW2-style). Spatial
+  verification uses it to form correspondences between features that share a word,
+  without raw descriptors.
 
 Building is out of core. Images are turned into *chunks* (:func:`chunk_arrays`: the same
 arrays for a few hundred images, written to disk as they are made), and
@@ -64,12 +65,11 @@ def dequantise_geometry(xy: np.ndarray, scale: np.ndarray, angle: np.ndarray,
 
 
 #: Arrays of a chunk (and of a whole index); see :func:`chunk_arrays` for shapes and dtypes.
-CHUNK_KEYS = ("inv_indptr", "inv_images", "inv_counts", "inv_starts", "inv_vectors", "offsets",
-              "words", "xy", "scale", "angle", "signatures", "sizes")
+CHUNK_KEYS = ("inv_indptr", "inv_images", "inv_counts", "inv_vectors", "offsets", "words", "xy",
+              "scale", "angle", "signatures", "sizes")
 #: dtype of each posting array in a merge.
-POSTING_DTYPES = {"inv_images": np.int32, "inv_counts": np.uint16, "inv_starts": np.uint16,
-                  "inv_vectors": np.uint64}
-#: Most features of one image (``inv_starts`` are uint16).
+POSTING_DTYPES = {"inv_images": np.int32, "inv_counts": np.uint16, "inv_vectors": np.uint64}
+#: Most features of one image (term counts are uint16).
 MAX_FEATURES_PER_IMAGE = 65535
 #: Postings merged at once (about 30 bytes each in flight: ~30 MB per block).
 POSTINGS_PER_BLOCK = 1_000_000
@@ -87,8 +87,7 @@ def chunk_arrays(words_per_image: Sequence[np.ndarray], keypoints_per_image: Seq
     """Inverted file and direct index arrays of a few images.
 
     Each image's features are stored sorted by word, so the features of one posting (one
-    word in one image) are consecutive: the posting keeps where they start (``inv_starts``)
-    and how many there are (``inv_counts``).
+    word in one image) are consecutive, and the posting's ASMK* vector is their majority.
 
     Parameters
     ----------
@@ -106,8 +105,7 @@ def chunk_arrays(words_per_image: Sequence[np.ndarray], keypoints_per_image: Seq
     Returns
     -------
     dict with ``inv_indptr`` (n_words + 1,) int64, ``inv_images`` (P,) int32 (image ids
-    within the chunk), ``inv_counts`` (P,) uint16, ``inv_starts`` (P,) uint16 (first
-    feature of the posting within its image), ``inv_vectors`` (P, W) uint64 (the ASMK*
+    within the chunk), ``inv_counts`` (P,) uint16, ``inv_vectors`` (P, W) uint64 (the ASMK*
     vector of the posting: bitwise majority of its features' signatures, computed once
     here so that a query only reads it), ``offsets`` (n + 1,) int64, ``words`` (F,),
     ``xy`` (F, 2) uint16, ``scale`` (F,) float16, ``angle`` (F,) uint8, ``signatures``
@@ -153,7 +151,6 @@ def chunk_arrays(words_per_image: Sequence[np.ndarray], keypoints_per_image: Seq
     return {"inv_indptr": np.r_[0, np.cumsum(np.bincount(post_word, minlength=n_words))].astype(np.int64),
             "inv_images": post_image.astype(np.int32),
             "inv_counts": np.minimum(counts, 65535).astype(np.uint16),
-            "inv_starts": (first - offsets[post_image]).astype(np.uint16),
             "inv_vectors": majority_signatures(signatures, first, counts),
             "offsets": offsets,
             "words": words.astype(word_dtype(n_words)),
@@ -246,7 +243,7 @@ def merge_chunks(n_words: int, load_chunk: Callable[[int], Mapping[str, np.ndarr
                                                                      POSTINGS_PER_BLOCK)), n_words])
     blocks = [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:])]
 
-    bar = tqdm(total=4 * len(blocks), desc="merging postings", leave=False, dynamic_ncols=True,
+    bar = tqdm(total=3 * len(blocks), desc="merging postings", leave=False, dynamic_ncols=True,
                disable=not progress)
 
     def postings(key: str):
@@ -268,7 +265,7 @@ def merge_chunks(n_words: int, load_chunk: Callable[[int], Mapping[str, np.ndarr
                 yield np.concatenate(values)[order].astype(dtype)
 
     for key, shape in (("inv_images", (n_postings,)), ("inv_counts", (n_postings,)),
-                       ("inv_starts", (n_postings,)), ("inv_vectors", (n_postings, width))):
+                       ("inv_vectors", (n_postings, width))):
         sink.add_chunks(key, POSTING_DTYPES[key], shape, postings(key))
     bar.close()
     return n_images
@@ -293,7 +290,7 @@ class InvertedFile:
             raise ValueError(f"inverted file arrays missing: {missing}")
         self.inv_indptr = np.asarray(arrays["inv_indptr"])
         self.inv_images, self.inv_counts = arrays["inv_images"], arrays["inv_counts"]
-        self.inv_starts, self.inv_vectors = arrays["inv_starts"], arrays["inv_vectors"]
+        self.inv_vectors = arrays["inv_vectors"]
         self.idf, self.norms = np.asarray(arrays["idf"]), np.asarray(arrays["norms"])
         self.image_words = np.asarray(arrays["image_words"])
         self.offsets, self.sizes = np.asarray(arrays["offsets"]), np.asarray(arrays["sizes"])
@@ -411,7 +408,7 @@ class InvertedFile:
     def nbytes(self) -> Dict[str, int]:
         """Bytes of each part of the index (in memory, or on disk when memory-mapped)."""
         inv = sum(a.nbytes for a in (self.inv_indptr, self.inv_images, self.inv_counts,
-                                     self.inv_starts, self.idf, self.norms, self.image_words))
+                                     self.idf, self.norms, self.image_words))
         direct = sum(a.nbytes for a in (self.words, self.xy, self.scale, self.angle,
                                         self.offsets, self.sizes))
         return {"inverted_file": int(inv), "direct_index": int(direct),
@@ -421,8 +418,7 @@ class InvertedFile:
     def state(self) -> Dict[str, np.ndarray]:
         """The arrays that fully describe the inverted file (a chunk of a later merge)."""
         return {"inv_indptr": self.inv_indptr, "inv_images": self.inv_images,
-                "inv_counts": self.inv_counts, "inv_starts": self.inv_starts,
-                "inv_vectors": self.inv_vectors, "offsets": self.offsets, "words": self.words,
-                "xy": self.xy, "scale": self.scale, "angle": self.angle, "signatures": self.signatures,
-                "sizes": self.sizes, "idf": self.idf, "norms": self.norms,
+                "inv_counts": self.inv_counts, "inv_vectors": self.inv_vectors,
+                "offsets": self.offsets, "words": self.words, "xy": self.xy, "scale": self.scale,
+                "angle": self.angle, "signatures": self.signatures, "sizes": self.sizes, "idf": self.idf, "norms": self.norms,
                 "image_words": self.image_words}
