@@ -96,14 +96,23 @@ class QueryContext:
     ----------
     keypoints : (B, 4) float32 array
     descriptors : (B, 128) uint8 array
-    words : (B,) int array
-    signatures : (B, W) uint64 array
+    words : (B,) int array or None
+    signatures : (B, W) uint64 array or None
+        Filled by :meth:`with_words` for the verification methods that match by words.
     """
 
     keypoints: np.ndarray
     descriptors: np.ndarray
-    words: np.ndarray
-    signatures: np.ndarray
+    words: Optional[np.ndarray] = None
+    signatures: Optional[np.ndarray] = None
+
+    def with_words(self, index: Index) -> "QueryContext":
+        """Fill ``words`` and ``signatures`` (once: kept for later calls); returns self."""
+        if self.words is None:
+            x = rootsift(self.descriptors)
+            self.words = index.vocabulary.assign(x, n_jobs=1)
+            self.signatures = index.vocabulary.embedding.signatures(x, self.words)
+        return self
 
 
 @dataclasses.dataclass
@@ -250,15 +259,12 @@ def extract_query(index: Index, image, box=None) -> QueryFeatures:
     valid = None if box is None else validate_box(box, size)
     inside = features_in_box(kps, valid)
     box = np.array([0, 0, size[0] - 1, size[1] - 1], np.float64) if valid is None else valid
+    context = None if valid is None else QueryContext(kps[~inside], desc[~inside])
+    kps, desc = kps[inside], desc[inside]
     x = rootsift(desc)
     words = index.vocabulary.assign(x, n_jobs=1)
     signatures = index.vocabulary.embedding.signatures(x, words)
-    context = None
-    if valid is not None:
-        out = ~inside
-        context = QueryContext(kps[out], desc[out], words[out], signatures[out])
-    return QueryFeatures(kps[inside], desc[inside], words[inside], signatures[inside], size, box,
-                         gray, scale, context)
+    return QueryFeatures(kps, desc, words, signatures, size, box, gray, scale, context)
 
 
 # ---------------------------------------------------------------------- 2. retrieval
@@ -505,7 +511,10 @@ def verify_shortlist(index: Index, query: QueryFeatures, shortlist: Sequence[int
                                  "instead (--verify words)")
     candidates = [index.candidate(int(i)) for i in shortlist]
     # workers need no pixels, nor the context without an object to localise
-    sent = dataclasses.replace(query, gray=None, context=query.context if cue is not None else None)
+    context = query.context if cue is not None else None
+    if context is not None and config.method != "ratio":
+        context.with_words(index)
+    sent = dataclasses.replace(query, gray=None, context=context)
     jobs = [(sent, cue, batch, config, store) for batch in _batches(candidates, n_jobs)]
     plain = [p for batch in run_parallel(_verify_batch, jobs, n_jobs, progress=False)
              for p in batch]
