@@ -423,26 +423,25 @@ def _with_object(pv: PairVerification, query: QueryFeatures, cue: Optional[Objec
         >= cue.plane_coverage or perspective_ratio(v.H, query.box) >= cue.plane_perspective)
     if cue is None or pv.rigid:
         return pv
-    sel = cue.on_object[qi]
+    votes, loc = cue.on_object[qi], None
     background = (_background_motion(query, cand, context_correspondences, config)
                   if cue.background_tolerance > 0 else None)
     if background is not None:
         still = follows_motion(background.H, query.keypoints[qi, :2], cand.keypoints[di, :2],
                                cue.background_tolerance * max(cand.size))
-        moved = sel & ~still
+        moved = votes & ~still
         loc = hough_localise(query.keypoints, cand.keypoints, qi[moved], di[moved], cue.box,
                              cue.min_votes)
         if loc is not None:
-            pv.object_location = loc
-            pv.object_points = cand.keypoints[di[moved][loc.inliers], :2].astype(np.float32)
+            votes = moved
             pv.background_points = np.concatenate(
                 [background.db_points, cand.keypoints[di[still], :2]]).astype(np.float32)
-            return pv
-    loc = hough_localise(query.keypoints, cand.keypoints, qi[sel], di[sel], cue.box,
-                         cue.min_votes)
+    if loc is None:
+        loc = hough_localise(query.keypoints, cand.keypoints, qi[votes], di[votes], cue.box,
+                             cue.min_votes)
     if loc is not None:
         pv.object_location = loc
-        pv.object_points = cand.keypoints[di[sel][loc.inliers], :2].astype(np.float32)
+        pv.object_points = cand.keypoints[di[votes][loc.inliers], :2].astype(np.float32)
     return pv
 
 
