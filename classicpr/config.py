@@ -148,7 +148,7 @@ class RetrievalConfig(_Section):
 
     Attributes
     ----------
-    scoring, alpha, tau, query_assignments, expansion, expansion_top
+    scoring, alpha, tau, query_assignments, expansion, expansion_top, expansion_region
         See each field's ``help`` (``RetrievalConfig.describe()``).
     """
 
@@ -171,6 +171,11 @@ class RetrievalConfig(_Section):
     expansion_top: int = _param(
         5, "'aqe': at most this many verified images (most inliers first) expand the query",
         low=1)
+    expansion_region: str = _param(
+        "image", "'aqe': which features of each expanding image join the query: 'image' = "
+        "all of them (the object's surroundings too, as query expansion with whole-image "
+        "descriptors does); 'box' = those its homography maps back inside the query box "
+        "(Chum et al.'s spatially constrained expansion)", choices=("image", "box"))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,7 +12,8 @@ benchmark query. Each stage is a function that takes and returns small records:
    similar to them that failed; on verified images whose box is not one rigid plane, the
    query's object localised by Hough voting (:mod:`classicpr.objects`), apart from the
    background where the features around the box give the background's motion; then
-   query expansion (:func:`expansion_features`) ranks and verifies again.
+   query expansion with the best verified images (:func:`expansion_features`) ranks
+   and verifies again.
 4. :func:`rank_results` -- verified images first by inliers, then the rest by their ranking score
    (:class:`QueryResult`).
 5. :func:`compute_masks` -- a region and pixel mask for each localised result: the
@@ -308,8 +309,8 @@ def retrieve(index: Index, query: RetrievalQuery, config: RetrievalConfig,
         From :func:`retrieval_query` with the same ``config``.
     config : RetrievalConfig
     expansion : sequence of (words (K,), signatures (K, W) uint64)
-        Features of verified database images inside the projected query box (average
-        query expansion, :func:`expansion_features`): with "asmk", each source (the query
+        Features of the best verified database images (average query expansion,
+        :func:`expansion_features`): with "asmk", each source (the query
         and each image) votes once per word for the bits of the expanded vector; with
         "bow", their words are added to the query's bag.
 
@@ -593,10 +594,10 @@ def _views_batch(args) -> List[Verification]:
 
 
 def expansion_features(index: Index, results: Sequence["QueryResult"], box: np.ndarray,
-                       top: int) -> List[Tuple[np.ndarray, np.ndarray]]:
-    """What average query expansion adds to the query: for each of the first ``top``
-    verified results, the words and signatures of its features that its homography maps
-    back inside the query box.
+                       top: int, region: str = "image") -> List[Tuple[np.ndarray, np.ndarray]]:
+    """What average query expansion adds to the query: the words and signatures of the first
+    ``top`` verified results' features (``region`` "image": all of them; "box": those that
+    each image's homography maps back inside the query box).
 
     Parameters
     ----------
@@ -606,14 +607,20 @@ def expansion_features(index: Index, results: Sequence["QueryResult"], box: np.n
     box : (4,) array
         The query box x1, y1, x2, y2.
     top : int
+    region : {"image", "box"}
 
     Returns
     -------
     list of (words (K,), signatures (K, W) uint64), one per expanding image.
     """
+    if region not in ("image", "box"):
+        raise ValueError(f"expansion region must be 'image' or 'box', not {region!r}")
     out = []
     for r in [r for r in results if r.verified][:top]:
         cand = index.candidate(r.image_id)
+        if region == "image":
+            out.append((cand.words, cand.signatures))
+            continue
         try:
             back = project_points(np.linalg.inv(r.H), cand.keypoints[:, :2])
         except np.linalg.LinAlgError:
@@ -657,10 +664,11 @@ def rank_results(index: Index, ids: np.ndarray, scores: np.ndarray,
 def _expand(index: Index, query: QueryFeatures, ranked_as: RetrievalQuery, ids: np.ndarray,
             scores: np.ndarray, verified: Dict[int, PairVerification], cue: Optional[ObjectCue],
             config: Config, n_jobs: Optional[int], stats: Dict[str, float]):
-    """Average query expansion: rank again with the verified images' in-box features, then
+    """Average query expansion: rank again with the best verified images' features, then
     verify the newly shortlisted images (plainly: their views were matched already)."""
     expansion = expansion_features(index, rank_results(index, ids, scores, verified),
-                                   query.box, config.retrieval.expansion_top)
+                                   query.box, config.retrieval.expansion_top,
+                                   config.retrieval.expansion_region)
     stats["expansion_images"] = len(expansion)
     if not expansion:
         return ids, scores, verified

@@ -167,3 +167,40 @@ def test_every_worker_runs_one_thread_per_library():
     assert counts and all(c["opencv"] == 1 and c["faiss"] == 1 for c in counts), counts
     assert all(v == 1 for c in counts for k, v in c.items()), counts
     assert any(k.startswith("blas") for c in counts for k in c), counts
+
+
+@pytest.mark.shared_data
+def test_expansion_with_whole_verified_images_lifts_frames_verification_misses(prmini_root,
+                                                                              tmp_path):
+    """prmini-dev's DAVIS scooter against the whole prmini-dev database: only the nearest
+    frame verifies; later frames, where the scooter has turned, rank by retrieval alone.
+    Expanding the query with the verified frame's whole image (its surroundings too) lifts
+    each of them above where the query alone or the box-constrained expansion ranks it."""
+    from classicpr.config import Config
+    from classicpr.datasets import load_revisitop
+    from classicpr.index import Index
+    from classicpr.pipeline import expansion_features, run_query
+    ds = load_revisitop(prmini_root, "prmini")
+    q = ds.qimlist.index("davis_scooter-black_q")
+    positives = sorted(ds.gnd[q]["easy"] + ds.gnd[q]["hard"])
+    ids = positives + [i for i in range(len(ds.imlist)) if i not in positives]
+    index = Index.build(ds.image_dir, tmp_path / "idx", names=[ds.db_file(i) for i in ids],
+                        vocab_size=1024, n_jobs=2, progress=False)
+    ranks = {}
+    for expansion, region in (("none", "image"), ("aqe", "box"), ("aqe", "image")):
+        config = Config().updated({"retrieval.expansion": expansion,
+                                   "retrieval.expansion_region": region,
+                                   "verify.synthesis_candidates": 0})
+        results = run_query(index, ds.image_dir / ds.query_file(q), ds.query_box(q), config,
+                            n_jobs=2)
+        ranks[expansion, region] = {r.image_id: k for k, r in enumerate(results)
+                                    if r.image_id < len(positives)}
+        verified = [r for r in results if r.verified]
+        if expansion == "aqe":
+            features = expansion_features(index, results, ds.query_box(q), 5, region)
+            held = [len(w) for w, _ in features]
+            whole = [len(index.candidate(r.image_id).words) for r in verified[:5]]
+            assert (held == whole) == (region == "image"), (held, whole)
+    assert ranks["none", "image"][0] == 0  # the nearest frame verifies first
+    for i in range(1, len(positives)):
+        assert ranks["aqe", "image"][i] < min(ranks["none", "image"][i], ranks["aqe", "box"][i]), ranks
