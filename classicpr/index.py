@@ -27,7 +27,7 @@ import numpy as np
 
 from .errors import ClassicPRError, CorruptFileError
 from .features import FeatureConfig, FeatureStore, extract_to_store, rootsift
-from .invfile import InvertedFile, chunk_arrays, merge_chunks
+from .invfile import CHUNK_KEYS, InvertedFile, chunk_arrays, merge_chunks
 from .io import LazyMappedArrays, PathLike, array_writer, list_images, load_arrays
 from .parallel import run_parallel
 from .vocabulary import TRAINING_PER_WORD, Vocabulary, default_vocabulary_size
@@ -35,9 +35,9 @@ from .vocabulary import TRAINING_PER_WORD, Vocabulary, default_vocabulary_size
 log = logging.getLogger("classicpr")
 
 INDEX_KIND = "classicpr.index"
-INDEX_VERSION = 4
+INDEX_VERSION = 5
 PART_KIND = "classicpr.index-part"
-PART_VERSION = 3
+PART_VERSION = 4
 #: Images per part (assignment chunk); bounds the memory of assignment.
 CHUNK = 500
 
@@ -311,8 +311,9 @@ class Index:
             chunk, path = list(names[start:start + CHUNK]), self._part_path(k)
             if path.is_file():
                 try:
-                    _, meta = load_arrays(path, PART_KIND, PART_VERSION, mmap=True)
-                    if meta.get("names") == chunk and meta.get("vocabulary") == fingerprint:
+                    arrays, meta = load_arrays(path, PART_KIND, PART_VERSION, mmap=True)
+                    if (meta.get("names") == chunk and meta.get("vocabulary") == fingerprint
+                            and set(CHUNK_KEYS) <= set(arrays)):
                         parts.append((path, chunk))
                         continue
                 except ClassicPRError as exc:
@@ -472,7 +473,7 @@ class Index:
                                    verify=verify)
         if ("vocab_centroids" not in arrays or "vocab_he_projection" not in arrays
                 or "names" not in meta or "inv_images" not in arrays
-                or "inv_vectors" not in arrays):
+                or "inv_starts" not in arrays or "inv_multi_vectors" not in arrays):
             raise CorruptFileError(f"{root / 'index.npz'} lacks the vocabulary, image list, "
                                    "postings or their ASMK* vectors; it was written by an older "
                                    "classicpr: rebuild it")

@@ -1,8 +1,11 @@
 """Inverted file (tf-idf bag of visual words) and direct index, as flat arrays.
 
-* Inverted file: the postings of every word (image id, term count, and the image's ASMK*
-  vector in that word), word-major (CSC layout: ``inv_indptr``, ``inv_images``,
-  ``inv_counts``, ``inv_vectors``), so a query touches only the postings of its own words.
+* Inverted file: the postings of every word (image id, term count, where the posting's
+  features start in the image, and the image's ASMK* vector in that word), word-major (CSC
+  layout: ``inv_indptr``, ``inv_images``, ``inv_counts``, ``inv_starts``), so a query
+  touches only the postings of its own words. The vector of a posting with one feature is
+  that feature's signature in the direct index; only postings of several features store
+  their vector (``inv_multi_vectors``, word-major, ``inv_multi_indptr``).
   tf-idf weights use ``idf = log(N / df)`` and L2-normalised image vectors; ``idf`` and
   the image ``norms`` are stored.
 * Direct index: for every image, the word id, quantised geometry and Hamming signature of
@@ -65,10 +68,14 @@ def dequantise_geometry(xy: np.ndarray, scale: np.ndarray, angle: np.ndarray,
 
 
 #: Arrays of a chunk (and of a whole index); see :func:`chunk_arrays` for shapes and dtypes.
-CHUNK_KEYS = ("inv_indptr", "inv_images", "inv_counts", "inv_vectors", "offsets", "words", "xy",
-              "scale", "angle", "signatures", "sizes")
-#: dtype of each posting array in a merge.
-POSTING_DTYPES = {"inv_images": np.int32, "inv_counts": np.uint16, "inv_vectors": np.uint64}
+CHUNK_KEYS = ("inv_indptr", "inv_images", "inv_counts", "inv_starts", "inv_multi_indptr",
+              "inv_multi_vectors", "offsets", "words", "xy", "scale", "angle", "signatures",
+              "sizes")
+#: dtype of each posting array in a merge, and the word pointer it is laid out by.
+POSTING_DTYPES = {"inv_images": np.int32, "inv_counts": np.uint16, "inv_starts": np.uint16,
+                  "inv_multi_vectors": np.uint64}
+POSTING_INDPTR = {"inv_images": "inv_indptr", "inv_counts": "inv_indptr",
+                  "inv_starts": "inv_indptr", "inv_multi_vectors": "inv_multi_indptr"}
 #: Most features of one image (term counts are uint16).
 MAX_FEATURES_PER_IMAGE = 65535
 #: Postings merged at once (about 30 bytes each in flight: ~30 MB per block).
@@ -87,7 +94,8 @@ def chunk_arrays(words_per_image: Sequence[np.ndarray], keypoints_per_image: Seq
     """Inverted file and direct index arrays of a few images.
 
     Each image's features are stored sorted by word, so the features of one posting (one
-    word in one image) are consecutive, and the posting's ASMK* vector is their majority.
+    word in one image) are consecutive, and the posting's ASMK* vector is their majority:
+    the feature's own signature for a posting of one feature, stored apart for the others.
 
     Parameters
     ----------
@@ -105,9 +113,12 @@ def chunk_arrays(words_per_image: Sequence[np.ndarray], keypoints_per_image: Seq
     Returns
     -------
     dict with ``inv_indptr`` (n_words + 1,) int64, ``inv_images`` (P,) int32 (image ids
-    within the chunk), ``inv_counts`` (P,) uint16, ``inv_vectors`` (P, W) uint64 (the ASMK*
-    vector of the posting: bitwise majority of its features' signatures, computed once
-    here so that a query only reads it), ``offsets`` (n + 1,) int64, ``words`` (F,),
+    within the chunk), ``inv_counts`` (P,) uint16, ``inv_starts`` (P,) uint16 (the
+    posting's first feature, counted from its image's first), ``inv_multi_indptr``
+    (n_words + 1,) int64 and ``inv_multi_vectors`` (M, W) uint64 (the ASMK* vectors of the
+    M postings of more than one feature, word-major: bitwise majority of their features'
+    signatures, computed once here so that a query only reads them), ``offsets`` (n + 1,)
+    int64, ``words`` (F,),
     ``xy`` (F, 2) uint16, ``scale`` (F,) float16, ``angle`` (F,) uint8, ``signatures``
     (F, W) uint64, ``sizes`` (n, 2) int32.
     """
@@ -148,15 +159,23 @@ def chunk_arrays(words_per_image: Sequence[np.ndarray], keypoints_per_image: Seq
     # each image's features are sorted by word, so a posting's features are the run of
     # ``counts`` features from ``first`` in the chunk
     signatures = np.concatenate(sorted_sigs)
-    return {"inv_indptr": np.r_[0, np.cumsum(np.bincount(post_word, minlength=n_words))].astype(np.int64),
+    multi = counts > 1
+    return {"inv_indptr": _word_pointer(post_word, n_words),
             "inv_images": post_image.astype(np.int32),
-            "inv_counts": np.minimum(counts, 65535).astype(np.uint16),
-            "inv_vectors": majority_signatures(signatures, first, counts),
+            "inv_counts": counts.astype(np.uint16),  # <= MAX_FEATURES_PER_IMAGE
+            "inv_starts": (first - offsets[post_image]).astype(np.uint16),
+            "inv_multi_indptr": _word_pointer(post_word[multi], n_words),
+            "inv_multi_vectors": majority_signatures(signatures, first[multi], counts[multi]),
             "offsets": offsets,
             "words": words.astype(word_dtype(n_words)),
             "xy": np.concatenate(geo["xy"]), "scale": np.concatenate(geo["scale"]),
             "angle": np.concatenate(geo["angle"]), "signatures": signatures,
             "sizes": np.asarray(sizes, np.int32).reshape(-1, 2)}
+
+
+def _word_pointer(words: np.ndarray, n_words: int) -> np.ndarray:
+    """CSC pointer (n_words + 1,) int64 of word-major entries with these (sorted) words."""
+    return np.r_[0, np.cumsum(np.bincount(words, minlength=n_words))].astype(np.int64)
 
 
 class MemorySink:
@@ -196,8 +215,8 @@ def merge_chunks(n_words: int, load_chunk: Callable[[int], Mapping[str, np.ndarr
     -------
     int : number of images.
     """
-    # pass 1: sizes, feature counts and document frequencies
-    df = np.zeros(n_words, np.int64)
+    # pass 1: sizes, feature counts, document frequencies and postings of several features
+    df, multi_df = np.zeros(n_words, np.int64), np.zeros(n_words, np.int64)
     image_base, feature_base, sizes = [0], [0], []
     for k in range(n_chunks):
         c = load_chunk(k)
@@ -205,6 +224,7 @@ def merge_chunks(n_words: int, load_chunk: Callable[[int], Mapping[str, np.ndarr
         if len(chunk_indptr) != n_words + 1:
             raise ValueError(f"chunk {k} was made with another vocabulary size")
         df += np.diff(chunk_indptr)
+        multi_df += np.diff(np.asarray(c["inv_multi_indptr"]))
         sizes.append(np.asarray(c["sizes"]))
         image_base.append(image_base[-1] + len(sizes[-1]))
         feature_base.append(feature_base[-1] + int(c["offsets"][-1]))
@@ -237,14 +257,16 @@ def merge_chunks(n_words: int, load_chunk: Callable[[int], Mapping[str, np.ndarr
     # postings: word blocks of bounded size; chunks are in image order, so a stable sort by
     # word keeps each word's postings sorted by image
     indptr = np.r_[0, np.cumsum(df)].astype(np.int64)
+    multi_indptr = np.r_[0, np.cumsum(multi_df)].astype(np.int64)
     sink.add("inv_indptr", indptr)
-    n_postings = int(indptr[-1])
+    sink.add("inv_multi_indptr", multi_indptr)
+    n_postings, n_multi = int(indptr[-1]), int(multi_indptr[-1])
     cuts = np.unique(np.r_[0, np.searchsorted(indptr[:-1], np.arange(POSTINGS_PER_BLOCK, n_postings,
                                                                      POSTINGS_PER_BLOCK)), n_words])
     blocks = [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:])]
 
-    bar = tqdm(total=3 * len(blocks), desc="merging postings", leave=False, dynamic_ncols=True,
-               disable=not progress)
+    bar = tqdm(total=len(POSTING_DTYPES) * len(blocks), desc="merging postings", leave=False,
+               dynamic_ncols=True, disable=not progress)
 
     def postings(key: str):
         dtype = POSTING_DTYPES[key]
@@ -253,7 +275,7 @@ def merge_chunks(n_words: int, load_chunk: Callable[[int], Mapping[str, np.ndarr
             words, values = [], []
             for k in range(n_chunks):
                 c = load_chunk(k)
-                block_indptr = np.asarray(c["inv_indptr"][w0:w1 + 1])  # read once per chunk
+                block_indptr = np.asarray(c[POSTING_INDPTR[key]][w0:w1 + 1])  # read once per chunk
                 a, b = int(block_indptr[0]), int(block_indptr[-1])
                 if b == a:
                     continue
@@ -265,7 +287,7 @@ def merge_chunks(n_words: int, load_chunk: Callable[[int], Mapping[str, np.ndarr
                 yield np.concatenate(values)[order].astype(dtype)
 
     for key, shape in (("inv_images", (n_postings,)), ("inv_counts", (n_postings,)),
-                       ("inv_vectors", (n_postings, width))):
+                       ("inv_starts", (n_postings,)), ("inv_multi_vectors", (n_multi, width))):
         sink.add_chunks(key, POSTING_DTYPES[key], shape, postings(key))
     bar.close()
     return n_images
@@ -290,7 +312,9 @@ class InvertedFile:
             raise ValueError(f"inverted file arrays missing: {missing}")
         self.inv_indptr = np.asarray(arrays["inv_indptr"])
         self.inv_images, self.inv_counts = arrays["inv_images"], arrays["inv_counts"]
-        self.inv_vectors = arrays["inv_vectors"]
+        self.inv_starts = arrays["inv_starts"]
+        self.inv_multi_indptr = np.asarray(arrays["inv_multi_indptr"])
+        self.inv_multi_vectors = arrays["inv_multi_vectors"]
         self.idf, self.norms = np.asarray(arrays["idf"]), np.asarray(arrays["norms"])
         self.image_words = np.asarray(arrays["image_words"])
         self.offsets, self.sizes = np.asarray(arrays["offsets"]), np.asarray(arrays["sizes"])
@@ -323,6 +347,39 @@ class InvertedFile:
         total = int(lens.sum())
         pos = np.repeat(starts - np.cumsum(np.r_[0, lens[:-1]]), lens) + np.arange(total)
         return pos, lens
+
+    def posting_vectors(self, words: np.ndarray, pos: np.ndarray, lens: np.ndarray
+                        ) -> np.ndarray:
+        """ASMK* vectors of the postings of ``words``.
+
+        Parameters
+        ----------
+        words : (U,) int array
+            Distinct words.
+        pos, lens : (P,) and (U,) int arrays
+            Their postings' positions and how many each word has (:meth:`_postings`).
+
+        Returns
+        -------
+        (P, W) uint64 array: per posting, its image's majority vector in the word.
+        """
+        counts = np.asarray(self.inv_counts[pos])
+        out = np.empty((len(pos), self.signatures.shape[1]), np.uint64)
+        single = counts == 1
+        if single.any():
+            images = np.asarray(self.inv_images[pos[single]], np.int64)
+            first = self.offsets[images] + np.asarray(self.inv_starts[pos[single]], np.int64)
+            out[single] = self.signatures[first]
+        if not single.all():
+            # a posting of several features is the k-th such posting of its word
+            multi = ~single
+            seen = np.cumsum(multi)
+            word_start = np.r_[0, np.cumsum(lens)[:-1]]
+            before = np.where(word_start > 0, seen[np.maximum(word_start - 1, 0)], 0)
+            rank = seen - np.repeat(before, lens) - 1
+            at = np.repeat(self.inv_multi_indptr[words], lens) + rank
+            out[multi] = self.inv_multi_vectors[at[multi]]
+        return out
 
     def query_asmk(self, words: np.ndarray, vectors: np.ndarray, alpha: float = 3.0,
                    tau: float = 0.0) -> np.ndarray:
@@ -357,7 +414,7 @@ class InvertedFile:
             if len(pos) == 0:
                 continue
             images = np.asarray(self.inv_images[pos], np.int64)
-            db_vectors = np.asarray(self.inv_vectors[pos])
+            db_vectors = self.posting_vectors(words[sel], pos, lens)
             sim = selective_similarity(hamming(np.repeat(vectors[sel], lens, axis=0), db_vectors),
                                        bits, alpha, tau)
             scores += np.bincount(images, sim, minlength=self.n_images)
@@ -408,17 +465,20 @@ class InvertedFile:
     def nbytes(self) -> Dict[str, int]:
         """Bytes of each part of the index (in memory, or on disk when memory-mapped)."""
         inv = sum(a.nbytes for a in (self.inv_indptr, self.inv_images, self.inv_counts,
-                                     self.idf, self.norms, self.image_words))
+                                     self.inv_starts, self.inv_multi_indptr, self.idf,
+                                     self.norms, self.image_words))
         direct = sum(a.nbytes for a in (self.words, self.xy, self.scale, self.angle,
                                         self.offsets, self.sizes))
         return {"inverted_file": int(inv), "direct_index": int(direct),
                 "signatures": int(self.signatures.nbytes),
-                "posting_vectors": int(self.inv_vectors.nbytes)}
+                "posting_vectors": int(self.inv_multi_vectors.nbytes)}
 
     def state(self) -> Dict[str, np.ndarray]:
         """The arrays that fully describe the inverted file (a chunk of a later merge)."""
         return {"inv_indptr": self.inv_indptr, "inv_images": self.inv_images,
-                "inv_counts": self.inv_counts, "inv_vectors": self.inv_vectors,
+                "inv_counts": self.inv_counts, "inv_starts": self.inv_starts,
+                "inv_multi_indptr": self.inv_multi_indptr,
+                "inv_multi_vectors": self.inv_multi_vectors,
                 "offsets": self.offsets, "words": self.words, "xy": self.xy, "scale": self.scale,
                 "angle": self.angle, "signatures": self.signatures, "sizes": self.sizes, "idf": self.idf, "norms": self.norms,
                 "image_words": self.image_words}

@@ -91,9 +91,9 @@ def test_asmk_scores_an_image_against_itself_highest():
         uw, start, count = np.unique(words[i][order], return_index=True, return_counts=True)
         vec = majority_signatures(sigs[i][order], start, count)
         # each posting holds its image's vector in its word (merged across chunks)
-        pos, _ = inv._postings(uw)
-        mine = pos[np.asarray(inv.inv_images[pos]) == i]
-        np.testing.assert_array_equal(inv.inv_vectors[mine], vec)
+        pos, lens = inv._postings(uw)
+        mine = np.asarray(inv.inv_images[pos]) == i
+        np.testing.assert_array_equal(inv.posting_vectors(uw, pos, lens)[mine], vec)
         s = inv.query_asmk(uw, vec)
         assert s.argmax() == i and abs(s[i] - 1.0) < 1e-5
         # the direct index keeps each feature's signature (sorted by word)
@@ -112,13 +112,15 @@ def test_asmk_and_bow_on_rparis_sample(rparis_sample, tmp_path):
     landmark = {n: n.split("_")[1] for n in names}
     index = Index.build(rparis_sample, tmp_path / "idx", names=names, n_jobs=2, progress=False)
     # per feature: 9 bytes of word and geometry and 16 of signature; per posting (one
-    # word in one image) 6 bytes of image and count and a 16-byte ASMK* vector
+    # word in one image) 8 bytes of image, count and first feature, and a 16-byte ASMK*
+    # vector only if it holds several features (else it is the feature's signature)
     inv = index.invfile
     n_features, n_postings = int(inv.offsets[-1]), len(inv.inv_images)
+    n_multi = int((np.asarray(inv.inv_counts) > 1).sum())
     parts = inv.nbytes()
-    assert parts["signatures"] == 16 * n_features and parts["posting_vectors"] == 16 * n_postings
+    assert parts["signatures"] == 16 * n_features and parts["posting_vectors"] == 16 * n_multi
     per_feature = index.nbytes_per_image() * len(names) / n_features
-    assert 25 < per_feature <= 25.5 + 22 * n_postings / n_features, per_feature
+    assert 25 < per_feature <= 25.5 + (8 * n_postings + 16 * n_multi) / n_features, per_feature
     hits = {}
     for scoring in ("asmk", "bow"):
         hits[scoring] = 0
