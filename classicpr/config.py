@@ -184,8 +184,10 @@ class VerifyConfig(_Section):
 
     Attributes
     ----------
-    shortlist, method, ratio, min_inliers, weak_geometry, max_per_word, ransac_threshold,
-    max_iters, refit, max_scale_change, min_area_fraction, min_weak_inliers
+    shortlist, method, hamming_threshold, query_assignments, ratio, acceptance,
+    min_inliers, weak_geometry, max_per_word, ransac_threshold, max_iters, refit,
+    max_scale_change, min_area_fraction, synthesis_tilts, synthesis_candidates,
+    synthesis_features, synthesis_fit, min_weak_inliers
         See each field's ``help`` (``VerifyConfig.describe()``).
     """
 
@@ -202,6 +204,10 @@ class VerifyConfig(_Section):
     hamming_threshold: float = _param(
         0.375, "method 'hamming': most differing bits of a correspondence's signatures, as a "
         "fraction of their length (24 of 64 bits, Jegou et al.'s threshold)", low=0.0, high=0.5)
+    query_assignments: int = _param(
+        5, "method 'hamming': each query feature is matched in its this many nearest words "
+        "(multiple assignment on the query side, as retrieval.query_assignments)", low=1,
+        high=32)
     ratio: float = _param(0.85, "Lowe's ratio for method 'ratio' (a little looser than 0.8, "
                           "since RANSAC follows)", low=0.0, high=1.0)
     acceptance: str = _param(

@@ -72,6 +72,8 @@ class QueryFeatures:
         Pixels of ``gray`` per original pixel.
     context : QueryContext or None
         The features outside the box (None for a whole-image query).
+    hamming : HammingQuery or None
+        Filled by :meth:`with_hamming` for Hamming verification.
     """
 
     keypoints: np.ndarray
@@ -83,6 +85,64 @@ class QueryFeatures:
     gray: Optional[np.ndarray] = None
     scale: float = 1.0
     context: Optional["QueryContext"] = None
+    hamming: Optional["HammingQuery"] = None
+
+    def with_hamming(self, index: Index, assignments: int) -> "QueryFeatures":
+        """Fill ``hamming`` (once per number of assignments); returns self."""
+        if self.hamming is None or self.hamming.assignments != assignments:
+            self.hamming = hamming_query(index, self.descriptors, assignments,
+                                         self.words, self.signatures)
+        return self
+
+
+@dataclasses.dataclass
+class HammingQuery:
+    """Query features as Hamming verification matches them: each in its ``assignments``
+    nearest words (multiple assignment on the query side, Jegou et al. 2010), with its
+    signature in each.
+
+    Attributes
+    ----------
+    words : (K,) int array
+    signatures : (K, W) uint64 array
+    feature : (K,) int64 array
+        The feature each entry belongs to (K = features x assignments).
+    assignments : int
+    """
+
+    words: np.ndarray
+    signatures: np.ndarray
+    feature: np.ndarray
+    assignments: int
+
+    def subset(self, features: np.ndarray) -> "HammingQuery":
+        """The entries of ``features`` (F,) int array, renumbered 0 .. F - 1 in that order."""
+        features = np.asarray(features, np.int64)
+        renumber = np.full(int(max(self.feature.max(initial=-1), features.max(initial=-1))) + 1,
+                           -1, np.int64)
+        renumber[features] = np.arange(len(features))
+        new = renumber[self.feature]
+        keep = new >= 0
+        return HammingQuery(self.words[keep], self.signatures[keep], new[keep], self.assignments)
+
+
+def hamming_query(index: Index, descriptors: np.ndarray, assignments: int,
+                  words: Optional[np.ndarray] = None, signatures: Optional[np.ndarray] = None
+                  ) -> HammingQuery:
+    """Assign (M, 128) SIFT descriptors to their ``assignments`` nearest words and embed
+    them in each; with one assignment, the given ``words`` (M,) and ``signatures`` (M, W)
+    (the features' own, as the index assigns database features) are used when given."""
+    n = len(descriptors)
+    x = rootsift(descriptors)
+    if assignments == 1:
+        w = index.vocabulary.assign(x, n_jobs=1) if words is None else np.asarray(words)
+        sig = index.vocabulary.embedding.signatures(x, w) if signatures is None else signatures
+        return HammingQuery(w, sig, np.arange(n, dtype=np.int64), 1)
+    nearest = index.vocabulary.assign_multiple(x, assignments)
+    feature = np.repeat(np.arange(n, dtype=np.int64), nearest.shape[1])
+    w = nearest.reshape(-1)
+    return HammingQuery(w, index.vocabulary.embedding.signatures(x[feature], w), feature,
+                        assignments)
 
 
 @dataclasses.dataclass
@@ -98,21 +158,26 @@ class QueryContext:
     keypoints : (B, 4) float32 array
     descriptors : (B, 128) uint8 array
     words : (B,) int array or None
-    signatures : (B, W) uint64 array or None
-        Filled by :meth:`with_words` for the verification methods that match by words.
+        Filled by :meth:`with_words` for verification by shared words.
+    hamming : HammingQuery or None
+        Filled by :meth:`with_hamming` for Hamming verification.
     """
 
     keypoints: np.ndarray
     descriptors: np.ndarray
     words: Optional[np.ndarray] = None
-    signatures: Optional[np.ndarray] = None
+    hamming: Optional[HammingQuery] = None
 
     def with_words(self, index: Index) -> "QueryContext":
-        """Fill ``words`` and ``signatures`` (once: kept for later calls); returns self."""
+        """Fill ``words`` (once: kept for later calls); returns self."""
         if self.words is None:
-            x = rootsift(self.descriptors)
-            self.words = index.vocabulary.assign(x, n_jobs=1)
-            self.signatures = index.vocabulary.embedding.signatures(x, self.words)
+            self.words = index.vocabulary.assign(rootsift(self.descriptors), n_jobs=1)
+        return self
+
+    def with_hamming(self, index: Index, assignments: int) -> "QueryContext":
+        """Fill ``hamming`` (once per number of assignments); returns self."""
+        if self.hamming is None or self.hamming.assignments != assignments:
+            self.hamming = hamming_query(index, self.descriptors, assignments)
         return self
 
 
@@ -362,28 +427,30 @@ def _verify_batch(args) -> List[PairVerification]:
             droot = rootsift(desc)
             qi, di = ratio_correspondences(qroot, droot, config.ratio)
         else:
-            qi, di = _word_correspondences(query.words, query.signatures, cand, config)
+            qi, di = _word_correspondences(query.words, query.hamming, cand, config)
         v = verify_pair(query.keypoints, cand.keypoints, qi, di, query.box, cand.size, config,
                         cand.feature_scale)
 
         def context_correspondences():
             if ratio:
                 return ratio_correspondences(croot, droot, config.ratio)
-            return _word_correspondences(query.context.words, query.context.signatures, cand,
+            return _word_correspondences(query.context.words, query.context.hamming, cand,
                                          config)
         out.append(_with_object(PairVerification(v), query, cue, cand, qi, di,
                                 context_correspondences, config))
     return out
 
 
-def _word_correspondences(words: np.ndarray, signatures: Optional[np.ndarray],
+def _word_correspondences(words: Optional[np.ndarray], hamming: Optional[HammingQuery],
                           cand: StoredImage, config: VerifyConfig
                           ) -> Tuple[np.ndarray, np.ndarray]:
-    """Correspondences through shared visual words (``config.method`` "hamming" or
-    "words") between query features and a candidate's."""
+    """Correspondences through shared visual words between query features and a
+    candidate's: ``config.method`` "hamming" uses ``hamming``, "words" the features'
+    ``words`` (M,)."""
     if config.method == "hamming":
-        return hamming_correspondences(words, signatures, cand.words, cand.signatures,
-                                       _max_bits(config, cand))
+        return hamming_correspondences(hamming.words, hamming.signatures, cand.words,
+                                       cand.signatures, _max_bits(config, cand),
+                                       hamming.feature)
     return word_correspondences(words, cand.words, config.max_per_word)
 
 
@@ -512,7 +579,11 @@ def verify_shortlist(index: Index, query: QueryFeatures, shortlist: Sequence[int
     candidates = [index.candidate(int(i)) for i in shortlist]
     # workers need no pixels, nor the context without an object to localise
     context = query.context if cue is not None else None
-    if context is not None and config.method != "ratio":
+    if config.method == "hamming":
+        query.with_hamming(index, config.query_assignments)
+        if context is not None:
+            context.with_hamming(index, config.query_assignments)
+    elif context is not None and config.method == "words":
         context.with_words(index)
     sent = dataclasses.replace(query, gray=None, context=context)
     jobs = [(sent, cue, batch, config, store) for batch in _batches(candidates, n_jobs)]
@@ -537,9 +608,9 @@ def verify_shortlist(index: Index, query: QueryFeatures, shortlist: Sequence[int
         chosen = chosen[: config.synthesis_candidates]
         if not chosen:
             break
-        view_signatures = (index.vocabulary.embedding.signatures(view_root, view_words)
-                           if config.method == "hamming" else None)
-        jobs = [(views, view_words, view_signatures, batch, query.box, config, store)
+        view_hamming = (hamming_query(index, views.descriptors, config.query_assignments,
+                                      view_words) if config.method == "hamming" else None)
+        jobs = [(views, view_words, view_hamming, batch, query.box, config, store)
                 for batch in _batches([index.candidate(i) for i in chosen], n_jobs)]
         found = [v for batch in run_parallel(_views_batch, jobs, n_jobs, progress=False)
                  for v in batch]
@@ -574,7 +645,7 @@ def _batches(items: Sequence, n_jobs: Optional[int]) -> List[Sequence]:
 
 def _views_batch(args) -> List[Verification]:
     """Match the synthesised views of the query to a batch of candidates (in a worker)."""
-    views, view_words, view_signatures, candidates, box, config, store = args
+    views, view_words, view_hamming, candidates, box, config, store = args
     vroot = rootsift(views.descriptors) if config.method == "ratio" else None
     out = []
     for cand in candidates:
@@ -582,8 +653,8 @@ def _views_batch(args) -> List[Verification]:
             cand, desc = _with_stored_keypoints(cand, store)
             qi, di = ratio_correspondences(vroot, rootsift(desc), config.ratio)
         else:  # bursty words are judged within each view
-            pairs = [_word_correspondences(view_words[idx], None if view_signatures is None
-                                           else view_signatures[idx], cand, config)
+            pairs = [_word_correspondences(view_words[idx], None if view_hamming is None
+                                           else view_hamming.subset(idx), cand, config)
                      for idx in (views.of_view(v) for v in range(len(views.angles)))]
             qi = np.concatenate([views.of_view(v)[q] for v, (q, _) in enumerate(pairs)]
                                 + [np.zeros(0, np.int64)])

@@ -119,19 +119,23 @@ HAMMING_MAX_PER_WORD = 32
 
 def hamming_correspondences(query_words: np.ndarray, query_signatures: np.ndarray,
                             db_words: np.ndarray, db_signatures: np.ndarray,
-                            max_distance: int = 24) -> Tuple[np.ndarray, np.ndarray]:
+                            max_distance: int = 24, query_feature: Optional[np.ndarray] = None
+                            ) -> Tuple[np.ndarray, np.ndarray]:
     """Pairs of features in the same word whose signatures differ in at most
     ``max_distance`` bits, one per query feature and per database feature (the closest).
 
     Parameters
     ----------
-    query_words, db_words : (M,), (N,) int arrays
-    query_signatures, db_signatures : (M, W), (N, W) uint64 arrays
+    query_words, db_words : (K,), (N,) int arrays
+    query_signatures, db_signatures : (K, W), (N, W) uint64 arrays
     max_distance : int
+    query_feature : (K,) int array, optional
+        The query feature of each entry, when a feature is entered in several words
+        (multiple assignment); default: entry k is feature k.
 
     Returns
     -------
-    qi, di : (P,) int64 arrays of indices into the query and database features.
+    qi, di : (P,) int64 arrays of indices into the query features and database features.
     """
     qi, di = word_correspondences(query_words, db_words, HAMMING_MAX_PER_WORD)
     if len(qi) == 0:
@@ -139,6 +143,8 @@ def hamming_correspondences(query_words: np.ndarray, query_signatures: np.ndarra
     d = hamming(np.asarray(query_signatures)[qi], np.asarray(db_signatures)[di]).astype(np.int64)
     keep = d <= max_distance
     qi, di, d = qi[keep], di[keep], d[keep]
+    if query_feature is not None:
+        qi = np.asarray(query_feature, np.int64)[qi]
     order = np.lexsort((di, qi, d))  # closest first
     qi, di = qi[order], di[order]
     first = np.sort(np.unique(qi, return_index=True)[1])  # each query feature's closest
