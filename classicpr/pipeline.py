@@ -45,6 +45,7 @@ from .regions import project_points, validate_box
 from .verify import (Verification, hamming_correspondences, inlier_coverage, perspective_ratio,
                      ratio_correspondences, verify_pair, verify_views, word_correspondences)
 from .views import synthesize_views, view_angles
+from .vocabulary import Vocabulary
 
 log = logging.getLogger("classicpr")
 
@@ -90,7 +91,7 @@ class QueryFeatures:
     def with_hamming(self, index: Index, assignments: int) -> "QueryFeatures":
         """Fill ``hamming`` (once per number of assignments); returns self."""
         if self.hamming is None or self.hamming.assignments != assignments:
-            self.hamming = hamming_query(index, self.descriptors, assignments,
+            self.hamming = hamming_query(index.vocabulary, self.descriptors, assignments,
                                          self.words, self.signatures)
         return self
 
@@ -126,7 +127,7 @@ class HammingQuery:
         return HammingQuery(self.words[keep], self.signatures[keep], new[keep], self.assignments)
 
 
-def hamming_query(index: Index, descriptors: np.ndarray, assignments: int,
+def hamming_query(vocabulary: Vocabulary, descriptors: np.ndarray, assignments: int,
                   words: Optional[np.ndarray] = None, signatures: Optional[np.ndarray] = None
                   ) -> HammingQuery:
     """Assign (M, 128) SIFT descriptors to their ``assignments`` nearest words and embed
@@ -135,13 +136,13 @@ def hamming_query(index: Index, descriptors: np.ndarray, assignments: int,
     n = len(descriptors)
     x = rootsift(descriptors)
     if assignments == 1:
-        w = index.vocabulary.assign(x, n_jobs=1) if words is None else np.asarray(words)
-        sig = index.vocabulary.embedding.signatures(x, w) if signatures is None else signatures
+        w = vocabulary.assign(x, n_jobs=1) if words is None else np.asarray(words)
+        sig = vocabulary.embedding.signatures(x, w) if signatures is None else signatures
         return HammingQuery(w, sig, np.arange(n, dtype=np.int64), 1)
-    nearest = index.vocabulary.assign_multiple(x, assignments)
+    nearest = vocabulary.assign_multiple(x, assignments)
     feature = np.repeat(np.arange(n, dtype=np.int64), nearest.shape[1])
     w = nearest.reshape(-1)
-    return HammingQuery(w, index.vocabulary.embedding.signatures(x[feature], w), feature,
+    return HammingQuery(w, vocabulary.embedding.signatures(x[feature], w), feature,
                         assignments)
 
 
@@ -177,7 +178,7 @@ class QueryContext:
     def with_hamming(self, index: Index, assignments: int) -> "QueryContext":
         """Fill ``hamming`` (once per number of assignments); returns self."""
         if self.hamming is None or self.hamming.assignments != assignments:
-            self.hamming = hamming_query(index, self.descriptors, assignments)
+            self.hamming = hamming_query(index.vocabulary, self.descriptors, assignments)
         return self
 
 
@@ -608,8 +609,9 @@ def verify_shortlist(index: Index, query: QueryFeatures, shortlist: Sequence[int
         chosen = chosen[: config.synthesis_candidates]
         if not chosen:
             break
-        view_hamming = (hamming_query(index, views.descriptors, config.query_assignments,
-                                      view_words) if config.method == "hamming" else None)
+        view_hamming = (hamming_query(index.vocabulary, views.descriptors,
+                                      config.query_assignments, view_words)
+                        if config.method == "hamming" else None)
         jobs = [(views, view_words, view_hamming, batch, query.box, config, store)
                 for batch in _batches([index.candidate(i) for i in chosen], n_jobs)]
         found = [v for batch in run_parallel(_views_batch, jobs, n_jobs, progress=False)

@@ -68,6 +68,40 @@ def test_hamming_signatures_separate_matching_features_from_chance_pairs(photo):
     assert (d_true <= 0.375).mean() > 0.8 and (d_chance <= 0.375).mean() < 0.35
 
 
+def test_multiple_assignment_finds_more_true_hamming_correspondences(photo):
+    """Query features matched in their 5 nearest words (not only the nearest) find more of
+    the true correspondences of a real photo and its warped view, each feature once."""
+    from classicpr.pipeline import hamming_query
+    from classicpr.verify import hamming_correspondences
+    gray, warped, H = _warped_pair(photo)
+    cfg = FeatureConfig()
+    k1, d1 = detect_sift(gray, cfg, 1.0)
+    k2, d2 = detect_sift(warped, cfg, 1.0)
+    x2 = rootsift(d2)
+    vocab = Vocabulary.train(np.r_[rootsift(d1), x2], 1024, seed=0)
+    w2 = vocab.assign(x2)
+    s2 = vocab.embedding.signatures(x2, w2)
+    proj = cv2.perspectiveTransform(k1[None, :, :2].astype(np.float64), H)[0]
+    correct = {}
+    for k in (1, 5):
+        query = hamming_query(vocab, d1, k)
+        assert len(query.words) == k * len(d1)
+        qi, di = hamming_correspondences(query.words, query.signatures, w2, s2, 48,
+                                         query.feature)
+        assert len(np.unique(qi)) == len(qi) and len(np.unique(di)) == len(di)
+        right = np.linalg.norm(proj[qi] - k2[di, :2], axis=1) < 3
+        correct[k] = int(right.sum())
+        assert right.mean() > 0.7, (k, right.mean())
+    assert correct[5] > 1.1 * correct[1], correct
+    # a subset of the features keeps their entries, renumbered in the subset's order
+    query = hamming_query(vocab, d1, 5)
+    some = np.array([7, 3, 11])
+    part = query.subset(some)
+    assert len(part.words) == 15 and set(part.feature) == {0, 1, 2}
+    for j, f in enumerate(some):
+        np.testing.assert_array_equal(part.words[part.feature == j], query.words[query.feature == f])
+
+
 def test_embedding_round_trips_with_the_vocabulary(tmp_path, photo):
     gray = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)
     _, d = detect_sift(gray, FeatureConfig(), 1.0)
