@@ -56,9 +56,10 @@ def test_prmini_dev_end_to_end(prmini_root, tmp_path):
     from classicpr.evaluate import evaluate_benchmark
     r = evaluate_benchmark(prmini_root, "prmini", tmp_path / "index", n_jobs=2,
                            export_dir=tmp_path / "export", progress=False)
-    # measured 73.6 / 56.9 (image mAP), 50.8 / 25.1 (S-mIoU); guard against regressions
-    assert r["mAP"]["medium"] > 65 and r["mAP"]["hard"] > 45
-    assert r["mIoU_S"]["medium"] > 42
+    # the default measures 94.4 / 88.1 (image mAP) and 70.5 / 38.4 (S-mIoU) here
+    # (docs/benchmarks.md); these bounds catch a regression, not run-to-run noise
+    assert r["mAP"]["medium"] > 85 and r["mAP"]["hard"] > 70
+    assert r["mIoU_S"]["medium"] > 60
     assert (tmp_path / "export" / "matching_result.npy").is_file()
     assert len(list((tmp_path / "export" / "masks").glob("*.png"))) > 20
 

@@ -136,6 +136,21 @@ def test_asmk_scores_an_image_against_itself_highest():
         np.testing.assert_array_equal(sg, sigs[i][order])
 
 
+def test_term_counts_saturate_but_vectors_count_every_feature():
+    """A word held by 300 features of one image: its term count is stored as 255, its ASMK*
+    vector is still the majority of all 300 signatures."""
+    from classicpr.invfile import MAX_TERM_COUNT, chunk_arrays
+    rng = np.random.default_rng(2)
+    words = np.r_[np.zeros(300, np.int64), np.arange(1, 11)]
+    sigs = rng.integers(0, 2 ** 63, (len(words), 2), dtype=np.int64).astype(np.uint64)
+    kp = np.c_[rng.random((len(words), 2)) * 90, np.ones((len(words), 2))]
+    c = chunk_arrays([words], [kp], [(100, 100)], 16, [sigs])
+    assert c["inv_counts"].dtype == np.uint8 and c["inv_counts"][0] == MAX_TERM_COUNT
+    np.testing.assert_array_equal(c["inv_multi_vectors"],
+                                  majority_signatures(sigs[:300], np.array([0]), np.array([300])))
+    assert (c["inv_counts"][1:] == 1).all() and len(c["inv_multi_vectors"]) == 1
+
+
 @pytest.mark.shared_data
 def test_asmk_and_bow_on_rparis_sample(rparis_sample, tmp_path):
     """Nearest other image of every genuine RParis6k image: same landmark, with both scorings."""
@@ -146,7 +161,7 @@ def test_asmk_and_bow_on_rparis_sample(rparis_sample, tmp_path):
     landmark = {n: n.split("_")[1] for n in names}
     index = Index.build(rparis_sample, tmp_path / "idx", names=names, n_jobs=2, progress=False)
     # per feature: 9 bytes of word and geometry and 16 of signature; per posting (one
-    # word in one image) 8 bytes of image, count and first feature, and a 16-byte ASMK*
+    # word in one image) 7 bytes of image, count and first feature, and a 16-byte ASMK*
     # vector only if it holds several features (else it is the feature's signature)
     inv = index.invfile
     n_features, n_postings = int(inv.offsets[-1]), len(inv.inv_images)
@@ -154,7 +169,7 @@ def test_asmk_and_bow_on_rparis_sample(rparis_sample, tmp_path):
     parts = inv.nbytes()
     assert parts["signatures"] == 16 * n_features and parts["posting_vectors"] == 16 * n_multi
     per_feature = index.nbytes_per_image() * len(names) / n_features
-    assert 25 < per_feature <= 25.5 + (8 * n_postings + 16 * n_multi) / n_features, per_feature
+    assert 25 < per_feature <= 25.5 + (7 * n_postings + 16 * n_multi) / n_features, per_feature
     hits = {}
     for scoring in ("asmk", "bow"):
         hits[scoring] = 0
