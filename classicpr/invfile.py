@@ -178,6 +178,17 @@ def chunk_arrays(words_per_image: Sequence[np.ndarray], keypoints_per_image: Seq
             "sizes": np.asarray(sizes, np.int32).reshape(-1, 2)}
 
 
+def gather_rows(array: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``array[rows]`` for an (N, W) array, in memory or memory-mapped: each row is copied
+    as one block of W items, about twice as fast as numpy's 2-D fancy indexing on scattered
+    rows."""
+    array = np.asarray(array)
+    if array.ndim != 2 or not array.flags.c_contiguous or array.shape[1] == 0:
+        return array[rows]
+    block = np.dtype((np.void, array.shape[1] * array.itemsize))
+    return array.view(block).reshape(-1)[rows].view(array.dtype).reshape(-1, array.shape[1])
+
+
 def _word_pointer(words: np.ndarray, n_words: int) -> np.ndarray:
     """CSC pointer (n_words + 1,) int64 of word-major entries with these (sorted) words."""
     return np.r_[0, np.cumsum(np.bincount(words, minlength=n_words))].astype(np.int64)
@@ -353,8 +364,8 @@ class InvertedFile:
         pos = np.repeat(starts - np.cumsum(np.r_[0, lens[:-1]]), lens) + np.arange(total)
         return pos, lens
 
-    def posting_vectors(self, words: np.ndarray, pos: np.ndarray, lens: np.ndarray
-                        ) -> np.ndarray:
+    def posting_vectors(self, words: np.ndarray, pos: np.ndarray, lens: np.ndarray,
+                        images: Optional[np.ndarray] = None) -> np.ndarray:
         """ASMK* vectors of the postings of ``words``.
 
         Parameters
@@ -363,27 +374,29 @@ class InvertedFile:
             Distinct words.
         pos, lens : (P,) and (U,) int arrays
             Their postings' positions and how many each word has (:meth:`_postings`).
+        images : (P,) int array, optional
+            The postings' images (``inv_images[pos]``), if already read.
 
         Returns
         -------
         (P, W) uint64 array: per posting, its image's majority vector in the word.
         """
-        counts = np.asarray(self.inv_counts[pos])
-        out = np.empty((len(pos), self.signatures.shape[1]), np.uint64)
-        single = counts == 1
-        if single.any():
-            images = np.asarray(self.inv_images[pos[single]], np.int64)
-            first = self.offsets[images] + np.asarray(self.inv_starts[pos[single]], np.int64)
-            out[single] = self.signatures[first]
-        if not single.all():
+        if images is None:
+            images = np.asarray(self.inv_images[pos], np.int64)
+        # every posting's first feature's signature: the vector of a single-feature posting
+        first = self.offsets[images] + np.asarray(self.inv_starts[pos], np.int64)
+        out = gather_rows(self.signatures, first)
+        multi = np.flatnonzero(np.asarray(self.inv_counts[pos]) > 1)
+        if len(multi):
             # a posting of several features is the k-th such posting of its word
-            multi = ~single
-            seen = np.cumsum(multi)
+            is_multi = np.zeros(len(pos), np.int64)
+            is_multi[multi] = 1
+            seen = np.cumsum(is_multi)
             word_start = np.r_[0, np.cumsum(lens)[:-1]]
             before = np.where(word_start > 0, seen[np.maximum(word_start - 1, 0)], 0)
             rank = seen - np.repeat(before, lens) - 1
-            at = np.repeat(self.inv_multi_indptr[words], lens) + rank
-            out[multi] = self.inv_multi_vectors[at[multi]]
+            at = np.repeat(self.inv_multi_indptr[words], lens)[multi] + rank[multi]
+            out[multi] = gather_rows(self.inv_multi_vectors, at)
         return out
 
     def query_asmk(self, words: np.ndarray, vectors: np.ndarray, alpha: float = 3.0,
@@ -419,7 +432,7 @@ class InvertedFile:
             if len(pos) == 0:
                 continue
             images = np.asarray(self.inv_images[pos], np.int64)
-            db_vectors = self.posting_vectors(words[sel], pos, lens)
+            db_vectors = self.posting_vectors(words[sel], pos, lens, images)
             sim = selective_similarity(hamming(np.repeat(vectors[sel], lens, axis=0), db_vectors),
                                        bits, alpha, tau)
             scores += np.bincount(images, sim, minlength=self.n_images)
