@@ -356,15 +356,19 @@ class InvertedFile:
     def n_images(self) -> int:
         return len(self.sizes)
 
-    def _postings(self, unique_words: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """Positions of the postings of ``unique_words`` (U,) and their lengths (U,)."""
-        starts, ends = self.inv_indptr[unique_words], self.inv_indptr[unique_words + 1]
+    def _postings(self, unique_words: np.ndarray, indptr: Optional[np.ndarray] = None
+                  ) -> Tuple[np.ndarray, np.ndarray]:
+        """Positions of the postings of ``unique_words`` (U,) and their lengths (U,), word by
+        word in that order (``indptr``: another word-major pointer, e.g. the several-feature
+        postings' ``inv_multi_indptr``)."""
+        indptr = self.inv_indptr if indptr is None else indptr
+        starts, ends = indptr[unique_words], indptr[unique_words + 1]
         lens = ends - starts
         total = int(lens.sum())
         pos = np.repeat(starts - np.cumsum(np.r_[0, lens[:-1]]), lens) + np.arange(total)
         return pos, lens
 
-    def posting_vectors(self, words: np.ndarray, pos: np.ndarray, lens: np.ndarray,
+    def posting_vectors(self, words: np.ndarray, pos: np.ndarray,
                         images: Optional[np.ndarray] = None) -> np.ndarray:
         """ASMK* vectors of the postings of ``words``.
 
@@ -372,8 +376,8 @@ class InvertedFile:
         ----------
         words : (U,) int array
             Distinct words.
-        pos, lens : (P,) and (U,) int arrays
-            Their postings' positions and how many each word has (:meth:`_postings`).
+        pos : (P,) int array
+            Their postings' positions (:meth:`_postings`).
         images : (P,) int array, optional
             The postings' images (``inv_images[pos]``), if already read.
 
@@ -386,16 +390,11 @@ class InvertedFile:
         # every posting's first feature's signature: the vector of a single-feature posting
         first = self.offsets[images] + np.asarray(self.inv_starts[pos], np.int64)
         out = gather_rows(self.signatures, first)
+        # the several-feature postings among them are, in the same word order, those of
+        # inv_multi_vectors for these words
         multi = np.flatnonzero(np.asarray(self.inv_counts[pos]) > 1)
         if len(multi):
-            # a posting of several features is the k-th such posting of its word
-            is_multi = np.zeros(len(pos), np.int64)
-            is_multi[multi] = 1
-            seen = np.cumsum(is_multi)
-            word_start = np.r_[0, np.cumsum(lens)[:-1]]
-            before = np.where(word_start > 0, seen[np.maximum(word_start - 1, 0)], 0)
-            rank = seen - np.repeat(before, lens) - 1
-            at = np.repeat(self.inv_multi_indptr[words], lens)[multi] + rank[multi]
+            at, _ = self._postings(words, self.inv_multi_indptr)
             out[multi] = gather_rows(self.inv_multi_vectors, at)
         return out
 
@@ -432,7 +431,7 @@ class InvertedFile:
             if len(pos) == 0:
                 continue
             images = np.asarray(self.inv_images[pos], np.int64)
-            db_vectors = self.posting_vectors(words[sel], pos, lens, images)
+            db_vectors = self.posting_vectors(words[sel], pos, images)
             sim = selective_similarity(hamming(np.repeat(vectors[sel], lens, axis=0), db_vectors),
                                        bits, alpha, tau)
             scores += np.bincount(images, sim, minlength=self.n_images)

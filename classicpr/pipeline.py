@@ -91,8 +91,8 @@ class QueryFeatures:
     def with_hamming(self, index: Index, assignments: int) -> "QueryFeatures":
         """Fill ``hamming`` (once per number of assignments); returns self."""
         if self.hamming is None or self.hamming.assignments != assignments:
-            self.hamming = hamming_query(index.vocabulary, self.descriptors, assignments,
-                                         self.words, self.signatures)
+            self.hamming = hamming_query(index.vocabulary, rootsift(self.descriptors),
+                                         assignments, self.words, self.signatures)
         return self
 
 
@@ -127,14 +127,13 @@ class HammingQuery:
         return HammingQuery(self.words[keep], self.signatures[keep], new[keep], self.assignments)
 
 
-def hamming_query(vocabulary: Vocabulary, descriptors: np.ndarray, assignments: int,
+def hamming_query(vocabulary: Vocabulary, x: np.ndarray, assignments: int,
                   words: Optional[np.ndarray] = None, signatures: Optional[np.ndarray] = None
                   ) -> HammingQuery:
-    """Assign (M, 128) SIFT descriptors to their ``assignments`` nearest words and embed
-    them in each; with one assignment, the given ``words`` (M,) and ``signatures`` (M, W)
-    (the features' own, as the index assigns database features) are used when given."""
-    n = len(descriptors)
-    x = rootsift(descriptors)
+    """Assign (M, D) RootSIFT descriptors ``x`` to their ``assignments`` nearest words and
+    embed them in each; with one assignment, the given ``words`` (M,) and ``signatures``
+    (M, W) (the features' own, as the index assigns database features) are used when given."""
+    n = len(x)
     if assignments == 1:
         w = vocabulary.assign(x, n_jobs=1) if words is None else np.asarray(words)
         sig = vocabulary.embedding.signatures(x, w) if signatures is None else signatures
@@ -178,7 +177,8 @@ class QueryContext:
     def with_hamming(self, index: Index, assignments: int) -> "QueryContext":
         """Fill ``hamming`` (once per number of assignments); returns self."""
         if self.hamming is None or self.hamming.assignments != assignments:
-            self.hamming = hamming_query(index.vocabulary, self.descriptors, assignments)
+            self.hamming = hamming_query(index.vocabulary, rootsift(self.descriptors),
+                                         assignments)
         return self
 
 
@@ -609,8 +609,8 @@ def verify_shortlist(index: Index, query: QueryFeatures, shortlist: Sequence[int
         chosen = chosen[: config.synthesis_candidates]
         if not chosen:
             break
-        view_hamming = (hamming_query(index.vocabulary, views.descriptors,
-                                      config.query_assignments, view_words)
+        view_hamming = (hamming_query(index.vocabulary, view_root, config.query_assignments,
+                                      view_words)
                         if config.method == "hamming" else None)
         jobs = [(views, view_words, view_hamming, batch, query.box, config, store)
                 for batch in _batches([index.candidate(i) for i in chosen], n_jobs)]
@@ -649,16 +649,19 @@ def _views_batch(args) -> List[Verification]:
     """Match the synthesised views of the query to a batch of candidates (in a worker)."""
     views, view_words, view_hamming, candidates, box, config, store = args
     vroot = rootsift(views.descriptors) if config.method == "ratio" else None
+    # each view's features, words and Hamming entries (the same for every candidate)
+    per_view = [(idx, view_words[idx],
+                 None if view_hamming is None else view_hamming.subset(idx))
+                for idx in (views.of_view(v) for v in range(len(views.angles)))]
     out = []
     for cand in candidates:
         if config.method == "ratio":
             cand, desc = _with_stored_keypoints(cand, store)
             qi, di = ratio_correspondences(vroot, rootsift(desc), config.ratio)
         else:  # bursty words are judged within each view
-            pairs = [_word_correspondences(view_words[idx], None if view_hamming is None
-                                           else view_hamming.subset(idx), cand, config)
-                     for idx in (views.of_view(v) for v in range(len(views.angles)))]
-            qi = np.concatenate([views.of_view(v)[q] for v, (q, _) in enumerate(pairs)]
+            pairs = [_word_correspondences(words, hamming, cand, config)
+                     for _, words, hamming in per_view]
+            qi = np.concatenate([idx[q] for (idx, _, _), (q, _) in zip(per_view, pairs)]
                                 + [np.zeros(0, np.int64)])
             di = np.concatenate([d for _, d in pairs] + [np.zeros(0, np.int64)])
         out.append(verify_views(views.keypoints, views.view, cand.keypoints, qi, di, box,

@@ -84,7 +84,7 @@ def test_multiple_assignment_finds_more_true_hamming_correspondences(photo):
     proj = cv2.perspectiveTransform(k1[None, :, :2].astype(np.float64), H)[0]
     correct = {}
     for k in (1, 5):
-        query = hamming_query(vocab, d1, k)
+        query = hamming_query(vocab, rootsift(d1), k)
         assert len(query.words) == k * len(d1)
         qi, di = hamming_correspondences(query.words, query.signatures, w2, s2, 48,
                                          query.feature)
@@ -94,7 +94,7 @@ def test_multiple_assignment_finds_more_true_hamming_correspondences(photo):
         assert right.mean() > 0.7, (k, right.mean())
     assert correct[5] > 1.1 * correct[1], correct
     # a subset of the features keeps their entries, renumbered in the subset's order
-    query = hamming_query(vocab, d1, 5)
+    query = hamming_query(vocab, rootsift(d1), 5)
     some = np.array([7, 3, 11])
     part = query.subset(some)
     assert len(part.words) == 15 and set(part.feature) == {0, 1, 2}
@@ -125,9 +125,9 @@ def test_asmk_scores_an_image_against_itself_highest():
         uw, start, count = np.unique(words[i][order], return_index=True, return_counts=True)
         vec = majority_signatures(sigs[i][order], start, count)
         # each posting holds its image's vector in its word (merged across chunks)
-        pos, lens = inv._postings(uw)
+        pos, _ = inv._postings(uw)
         mine = np.asarray(inv.inv_images[pos]) == i
-        np.testing.assert_array_equal(inv.posting_vectors(uw, pos, lens)[mine], vec)
+        np.testing.assert_array_equal(inv.posting_vectors(uw, pos)[mine], vec)
         s = inv.query_asmk(uw, vec)
         assert s.argmax() == i and abs(s[i] - 1.0) < 1e-5
         # the direct index keeps each feature's signature (sorted by word)
