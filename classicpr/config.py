@@ -187,7 +187,7 @@ class VerifyConfig(_Section):
     shortlist, method, hamming_threshold, query_assignments, ratio, acceptance,
     min_inliers, weak_geometry, max_per_word, ransac_threshold, max_iters, refit,
     max_scale_change, min_area_fraction, synthesis_tilts, synthesis_candidates,
-    synthesis_features, synthesis_fit, min_weak_inliers
+    synthesis_features, synthesis_fit, min_weak_inliers, relay_images, relay_candidates
         See each field's ``help`` (``VerifyConfig.describe()``).
     """
 
@@ -248,6 +248,14 @@ class VerifyConfig(_Section):
     min_weak_inliers: int = _param(0, "when the homography fails, a similarity transform with "
                                    "at least this many inliers still gives a (weak, unverified) "
                                    "region; 0 = off (most weak regions mark wrong images)", low=0)
+    relay_images: int = _param(
+        3, "relay localisation: the this many verified results with most inliers (and a mask) "
+        "each act as a query, their mask as its region, for the best-ranked images not "
+        "localised yet; one verified through a relay is localised by carrying the relay's "
+        "mask (0 = off)", low=0)
+    relay_candidates: int = _param(
+        5, "relay localisation: how many of the best-ranked images not localised are "
+        "verified against the relays", low=0)
 
 
     def _check(self) -> None:
@@ -435,7 +443,7 @@ PRESETS: Dict[str, Dict[str, Any]] = {
               "verify.min_weak_inliers": 0, "verify.acceptance": "inliers",
               "verify.min_inliers": 12, "verify.synthesis_candidates": 0,
               "mask.method": "projected", "retrieval.scoring": "bow",
-              "retrieval.expansion": "none"},
+              "retrieval.expansion": "none", "verify.relay_images": 0},
 }
 
 

@@ -19,6 +19,8 @@ benchmark query. Each stage is a function that takes and returns small records:
 5. :func:`compute_masks` -- a region and pixel mask for each localised result: the
    projected box, or GrabCut of the localised object (:mod:`classicpr.masks`,
    :mod:`classicpr.objects`).
+6. :func:`relay_localise` -- the best verified results, each with its mask as a query,
+   localise the best-ranked images the query itself could not verify.
 """
 from __future__ import annotations
 
@@ -274,6 +276,10 @@ class QueryResult:
         Points of the database image that follow the background's motion.
     view_tilt : float
         1.0, or the tilt of the synthesised query view whose homography verified the image.
+    relay : int or None
+        For an image verified through another verified result (relay localisation,
+        :func:`relay_localise`): that result's image id; ``inliers`` and ``db_points`` are
+        then those of the relay's match, ``H`` the composed query -> image homography.
     """
 
     image_id: int
@@ -291,6 +297,7 @@ class QueryResult:
     object_points: Optional[np.ndarray] = None
     background_points: Optional[np.ndarray] = None
     view_tilt: float = 1.0
+    relay: Optional[int] = None
 
     @property
     def verified(self) -> bool:
@@ -812,30 +819,202 @@ def compute_masks(index: Index, results: Sequence[QueryResult], segment: Optiona
     localised = [r for r in results if r.localised]
     if config.top is not None:
         localised = localised[: config.top]
-    refine, objects = [], []
+    plans = []
     for r in localised:
         size = index.image_size(r.image_id)
         if config.method == "grabcut-region" and r.verified:
-            refine.append(r)
+            plans.append((r, "refine", None))
         elif (config.method == "grabcut" and segment is not None and not r.rigid
               and r.object_location is not None):
-            objects.append((r, size, carry_segment(segment, r.object_location.transform, size)))
+            plans.append((r, "object", carry_segment(segment, r.object_location.transform, size)))
         else:
-            r.mask, r.mask_method = projected_mask(r.polygon, size), "projected"
+            plans.append((r, "projected", None))
+    _apply_mask_plans(index, plans, config, n_jobs)
+
+
+def _apply_mask_plans(index: Index, plans: Sequence[Tuple[QueryResult, str, Optional[np.ndarray]]],
+                      config: MaskConfig, n_jobs: Optional[int]) -> None:
+    """Fill the masks of results, in place: each planned "projected" (its polygon filled),
+    "refine" (:func:`classicpr.masks.refine_region` of its polygon) or "object" (GrabCut
+    around the carried (H, W) bool segment given, :func:`classicpr.objects.object_mask`;
+    the carried segment itself where GrabCut fails). Database images are read in parallel
+    workers."""
+    refine = [r for r, how, _ in plans if how == "refine"]
+    objects = [(r, carried) for r, how, carried in plans if how == "object"]
+    for r, how, _ in plans:
+        if how == "projected":
+            r.mask, r.mask_method = projected_mask(r.polygon, index.image_size(r.image_id)), "projected"
     jobs = [(index.image_path(r.image_id), r.polygon, r.db_points, config) for r in refine]
     for r, m in zip(refine, run_parallel(_refine_one, jobs, n_jobs, progress=False)):
         r.mask, r.mask_method = m.mask, m.method
     jobs = [(index.image_path(r.image_id), carried, r.object_points, r.background_points, config)
-            for r, _, carried in objects]
-    for (r, size, carried), m in zip(objects, run_parallel(_object_mask_one, jobs, n_jobs,
-                                                            progress=False)):
+            for r, carried in objects]
+    for (r, carried), m in zip(objects, run_parallel(_object_mask_one, jobs, n_jobs,
+                                                     progress=False)):
         mask, method = (m, "object") if m is not None else (carried, "object-carried")
         poly = mask_polygon(mask)
         if poly is not None:
             r.mask, r.polygon, r.mask_method = mask, poly, method
         else:
-            r.mask, r.mask_method = projected_mask(r.polygon, size), "projected"
+            r.mask, r.mask_method = projected_mask(r.polygon, index.image_size(r.image_id)), "projected"
 
+# ---------------------------------------------------------------------- 6. relay localisation
+def relay_query(index: Index, relay: QueryResult, method: str
+                ) -> Optional[Tuple[QueryFeatures, np.ndarray]]:
+    """A verified result with a mask, as a query: its stored features in its region (all
+    others are the context), the mask's bounding box as its box.
+
+    Where the relay's mask is the projected query box (``mask_method`` "projected"), that
+    mask is its region, exactly: the rectangle around an oblique plane also holds
+    background, which other images may share and which would verify them through the
+    relay. A GrabCut mask of an object is an estimate, and its region is the mask's
+    bounding box, as a user's box around the object; the object is told from that
+    background by voting with the features on the mask (``on_object``), as for the query.
+
+    Parameters
+    ----------
+    index : Index
+    relay : QueryResult
+        Verified, with ``mask`` set.
+    method : {"ratio", "hamming", "words"}
+        What verification matches. "ratio" reads the relay's keypoints and descriptors
+        from the feature store (``words`` and ``signatures`` are left empty); "hamming" and
+        "words" use the index's stored words and signatures, each feature in its one word
+        as the index assigned it (``descriptors`` left empty, ``hamming`` filled with one
+        assignment).
+
+    Returns
+    -------
+    (QueryFeatures, on_object (M,) bool array: which of its features lie on the mask), or
+    None when the mask is empty or holds no feature.
+    """
+    ys, xs = np.nonzero(relay.mask)
+    if len(xs) == 0:
+        return None
+    box = np.array([xs.min(), ys.min(), xs.max(), ys.max()], np.float64)
+    w, h = index.image_size(relay.image_id)
+    no_descriptors = np.empty((0, 128), np.uint8)
+    if method == "ratio":
+        keypoints, descriptors, _ = index.feature_store().load(relay.name)
+        words = np.empty(0, np.int64)
+        signatures = None
+    else:
+        stored = index.candidate(relay.image_id)
+        keypoints, words, signatures = stored.keypoints, stored.words, stored.signatures
+        descriptors = None
+    xy = np.clip(np.rint(keypoints[:, :2]).astype(int), 0, [w - 1, h - 1])
+    on_mask = relay.mask[xy[:, 1], xy[:, 0]]
+    region = on_mask if relay.mask_method == "projected" else features_in_box(keypoints, box)
+    if not on_mask.any():
+        return None
+
+    def part(sel):
+        if method == "ratio":
+            return keypoints[sel], descriptors[sel], words, None, None
+        one = HammingQuery(words[sel], signatures[sel], np.arange(int(sel.sum()), dtype=np.int64), 1)
+        return keypoints[sel], no_descriptors, words[sel], signatures[sel], one
+
+    kps, desc, wds, sigs, one = part(region)
+    ckps, cdesc, cwds, _, cone = part(~region)
+    context = QueryContext(ckps, cdesc, cwds if method == "words" else None,
+                           cone if method == "hamming" else None)
+    features = QueryFeatures(kps, desc, wds, sigs if sigs is not None else np.empty((0, 0), np.uint64),
+                             (w, h), box, context=context,
+                             hamming=one if method == "hamming" else None)
+    return features, on_mask[region]
+
+
+def relay_localise(index: Index, results: List[QueryResult], config: Config,
+                   n_jobs: Optional[int] = 1, stats: Optional[Dict[str, float]] = None
+                   ) -> List[QueryResult]:
+    """Localise, through the best verified results, the best-ranked images that
+    verification with the query did not localise.
+
+    A video frame where the object turned, or a photo at a viewpoint too far from the
+    query's, can still match a verified image in between. Each of the first
+    ``verify.relay_images`` verified results with a mask (most inliers first) becomes a
+    query (:func:`relay_query`: its features in its region, the mask its object) and
+    is verified, like the query (same method, no view synthesis), against the first
+    ``verify.relay_candidates`` results not localised yet; relays are tried in that order
+    and the first that verifies an image localises it, if the relay's region moves as one
+    rigid plane or the object is localised by Hough voting (a verified match that is
+    neither, which the query itself would keep with its projected box, is not trusted
+    second hand). A rigid match carries the relay's
+    region by its homography; an object that moved is localised by Hough voting on the
+    relay's mask and segmented by GrabCut around the carried mask
+    (:func:`classicpr.objects.object_mask`), as for the query itself.
+
+    Parameters
+    ----------
+    index : Index
+    results : list of QueryResult
+        Ranked (:func:`rank_results`), masks computed (:func:`compute_masks`).
+    config : Config
+    n_jobs : int
+    stats : dict, optional
+        Filled with "relay_tried" (images verified against relays) and "relay_verified".
+
+    Returns
+    -------
+    list of QueryResult: the same results (those localised through a relay updated in
+    place, ``relay`` set), ranked again: verified with the query, then localised through a
+    relay, then the rest in their order.
+    """
+    stats = stats if stats is not None else {}
+    stats.update(relay_tried=0, relay_verified=0)
+    vcfg = config.verify
+    relays = [r for r in results if r.verified and r.mask is not None][: vcfg.relay_images]
+    pending = [r for r in results if not r.localised][: vcfg.relay_candidates]
+    if not relays or not pending:
+        return results
+    mcfg = config.mask
+    plain = dataclasses.replace(vcfg, synthesis_candidates=0, query_assignments=1)
+    relayed = []
+    for relay in relays:
+        built = relay_query(index, relay, vcfg.method)
+        if built is None or not pending:
+            continue
+        features, on_object = built
+        cue = (ObjectCue(on_object, features.box, mcfg.plane_coverage, mcfg.plane_perspective,
+                         mcfg.min_votes, mcfg.background_tolerance)
+               if mcfg.method == "grabcut" else None)
+        found = verify_shortlist(index, features, [r.image_id for r in pending], plain, cue,
+                                 n_jobs)
+        stats["relay_tried"] += len(pending)
+        for r in pending:
+            pv = found.get(r.image_id)
+            trusted = pv is not None and pv.plain.verified and (
+                pv.rigid or pv.object_location is not None)
+            if not trusted:
+                continue
+            r.relay, r.inliers, r.db_points = relay.image_id, pv.plain.inliers, pv.plain.db_points
+            r.H = pv.plain.H @ relay.H
+            r.rigid = relay.rigid and pv.rigid
+            r.object_points, r.background_points = pv.object_points, pv.background_points
+            r.polygon = project_points(pv.plain.H, relay.polygon)
+            relayed.append((r, relay, pv))
+        pending = [r for r in pending if r.relay is None]
+    stats["relay_verified"] = len(relayed)
+    _relay_masks(index, relayed, mcfg, n_jobs)
+    first = [r for r in results if r.verified and r.relay is None]
+    then = [r for r in results if r.relay is not None]
+    return first + then + [r for r in results if not r.verified]
+
+
+def _relay_masks(index: Index, relayed: Sequence[Tuple[QueryResult, QueryResult, PairVerification]],
+                 config: MaskConfig, n_jobs: Optional[int]) -> None:
+    """Masks of the results localised through relays (as :func:`compute_masks`, the
+    relay's mask standing for the query segment), in place."""
+    plans = []
+    for r, relay, pv in relayed:
+        if config.method == "grabcut-region":
+            plans.append((r, "refine", None))
+        elif config.method == "grabcut" and not pv.rigid and pv.object_location is not None:
+            plans.append((r, "object", carry_segment(relay.mask, pv.object_location.transform,
+                                                     index.image_size(r.image_id))))
+        else:
+            plans.append((r, "projected", None))
+    _apply_mask_plans(index, plans, config, n_jobs)
 
 # ---------------------------------------------------------------------- the query
 def few_features_warning(n_features: int, min_inliers: int) -> Optional[str]:
@@ -870,13 +1049,15 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
         Cores for verification and masks.
     timing : dict, optional
         Filled with seconds spent in "features", "retrieval", "verification" (of which
-        "synthesis_s" in view synthesis), "masks", and the counts of
-        :func:`verify_shortlist` ("count_plain_verified", "count_synthesis_tried", ...) and
-        "count_query_features". A box with fewer features than ``verify.min_inliers`` is
-        logged as a warning (:func:`few_features_warning`).
+        "synthesis_s" in view synthesis and "expansion_s" in query expansion), "masks",
+        "relay" (:func:`relay_localise`, with its masks), and the counts of
+        :func:`verify_shortlist` and :func:`relay_localise` ("count_plain_verified",
+        "count_synthesis_tried", ..., "count_relay_verified") and "count_query_features".
+        A box with fewer features than ``verify.min_inliers`` is logged as a warning
+        (:func:`few_features_warning`).
     progress : callable, optional
         Called with the name of each stage as it starts ("features", "retrieval",
-        "verification", "masks"), e.g. to show a long query's progress on a page.
+        "verification", "masks", "relay"), e.g. to show a long query's progress on a page.
 
     Returns
     -------
@@ -922,10 +1103,14 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
         results = results[:top]
     tell("masks")
     compute_masks(index, results, segment, config.mask, n_jobs)
+    t_relay = time.perf_counter()
+    if config.verify.relay_images and config.verify.relay_candidates:
+        tell("relay")
+        results = relay_localise(index, results, config, n_jobs, stats)
     t4 = time.perf_counter()
     if timing is not None:
         timing.update(features=t1 - t0, retrieval=t2 - t1, verification=t3 - t2 - t_segment,
-                      masks=t4 - t3 + t_segment)
+                      masks=t_relay - t3 + t_segment, relay=t4 - t_relay)
         timing.update({f"count_{k}" if not k.endswith("_s") else k: v for k, v in stats.items()})
         timing["expansion_s"] = t_expansion
         timing["count_query_features"] = len(query.keypoints)

@@ -129,7 +129,8 @@ class QueryService:
             rows, files = [], {}
             for rank, r in enumerate(results, 1):
                 row = {"rank": rank, "image": r.name, "score": round(r.score, 4),
-                       "inliers": r.inliers, "verified": r.verified, "mask": r.mask is not None}
+                       "inliers": r.inliers, "verified": r.verified, "mask": r.mask is not None,
+                       "relay": None if r.relay is None else self.index.names[r.relay]}
                 if r.mask is not None:
                     db, _ = read_image(self.index.image_path(r.image_id), gray=False)
                     files[f"overlay/{rank}"] = _encode(_display(overlay(
@@ -334,7 +335,7 @@ function poll(id, t0){
     const out = document.getElementById('results');
     j.results.forEach(r => { const d = document.createElement('div'); d.className = 'res';
       d.innerHTML = (r.mask ? '<img class="overlay" src="/job/' + id + '/overlay/' + r.rank + '">' : '')
-        + '#' + r.rank + ' ' + r.image + '<br>inliers ' + r.inliers + (r.verified ? ' (verified)' : '')
+        + '#' + r.rank + ' ' + r.image + '<br>inliers ' + r.inliers + (r.verified ? (r.relay ? ' (verified through ' + r.relay + ')' : ' (verified)') : '')
         + ' score ' + r.score + (r.mask ? ' <a href="/job/' + id + '/mask/' + r.rank + '">mask</a>' : '');
       out.appendChild(d); });
   }).catch(e => msg(String(e)));

@@ -253,3 +253,40 @@ def test_object_that_moved_is_told_from_its_background(prmini_root, tmp_path):
     for i in range(2):
         assert ious[0.02, i] > 0.6, ious
         assert ious[0.02, i] > ious[0.0, i] + 0.2, ious
+
+
+@pytest.mark.shared_data
+def test_relay_localises_a_frame_the_query_cannot_verify(prmini_root, tmp_path):
+    """prmini-dev's DAVIS scooter: frame 20, where the scooter has turned, does not verify
+    with the query; it does with the nearest frame, which the query verifies. Localised
+    through that relay, its mask covers the labelled scooter; frames of other videos in
+    the database are not localised through it."""
+    from classicpr.datasets import load_label_polygons, load_revisitop
+    from classicpr.index import Index
+    from classicpr.metrics import Prediction, clean_pair_iou
+    from classicpr.pipeline import run_query
+    ds = load_revisitop(prmini_root, "prmini")
+    labels = ds.load_labels()
+    q = ds.qimlist.index("davis_scooter-black_q")
+    positives = sorted(ds.gnd[q]["easy"] + ds.gnd[q]["hard"])
+    others = [i for i, n in enumerate(ds.imlist)
+              if n.startswith(("davis_car-roundabout", "davis_drift-straight"))]
+    ids = positives + others
+    index = Index.build(ds.image_dir, tmp_path / "idx", names=[ds.db_file(i) for i in ids],
+                        vocab_size=512, n_jobs=2, progress=False)
+    frame20 = ids.index(ds.imlist.index("davis_scooter-black_00020"))
+    by_id = {}
+    for relay_images in (0, 3):
+        config = Config().updated({"verify.relay_images": relay_images})
+        results = run_query(index, ds.image_dir / ds.query_file(q), ds.query_box(q), config,
+                            n_jobs=2)
+        by_id[relay_images] = {r.image_id: r for r in results}
+    assert not by_id[0][frame20].localised
+    r = by_id[3][frame20]
+    assert r.localised and r.relay is not None and by_id[3][r.relay].verified
+    assert by_id[3][r.relay].relay is None  # relays are verified with the query itself
+    label = load_label_polygons(labels[f"{q}_{ids[frame20]}"])
+    iou = clean_pair_iou(Prediction(r.polygon, r.mask), label, index.image_size(frame20))[1]
+    assert iou > 0.6, iou
+    for i in range(len(positives), len(ids)):
+        assert by_id[3][i].relay is None and not by_id[3][i].localised
