@@ -905,7 +905,7 @@ def relay_query(index: Index, relay: QueryResult, method: str
     xy = np.clip(np.rint(keypoints[:, :2]).astype(int), 0, [w - 1, h - 1])
     on_mask = relay.mask[xy[:, 1], xy[:, 0]]
     region = on_mask if relay.mask_method == "projected" else features_in_box(keypoints, box)
-    if not on_mask.any():
+    if not on_mask.any() or not region.any():
         return None
 
     def part(sel):
@@ -939,10 +939,10 @@ def relay_localise(index: Index, results: List[QueryResult], config: Config,
     and the first that verifies an image localises it, if the relay's region moves as one
     rigid plane or the object is localised by Hough voting (a verified match that is
     neither, which the query itself would keep with its projected box, is not trusted
-    second hand). A rigid match carries the relay's
-    region by its homography; an object that moved is localised by Hough voting on the
-    relay's mask and segmented by GrabCut around the carried mask
-    (:func:`classicpr.objects.object_mask`), as for the query itself.
+    second hand). A rigid match carries the relay's region by its homography; an object
+    that moved is localised by Hough voting on the relay's mask and segmented by GrabCut
+    around the carried mask (:func:`classicpr.objects.object_mask`), as for the query
+    itself.
 
     Parameters
     ----------

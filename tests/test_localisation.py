@@ -1,5 +1,6 @@
 """Localisation beyond one plane: a-contrario acceptance, view synthesis, Hough voting,
 object masks, and the prtilt generator."""
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -264,7 +265,7 @@ def test_relay_localises_a_frame_the_query_cannot_verify(prmini_root, tmp_path):
     from classicpr.datasets import load_label_polygons, load_revisitop
     from classicpr.index import Index
     from classicpr.metrics import Prediction, clean_pair_iou
-    from classicpr.pipeline import run_query
+    from classicpr.pipeline import relay_query, run_query
     ds = load_revisitop(prmini_root, "prmini")
     labels = ds.load_labels()
     q = ds.qimlist.index("davis_scooter-black_q")
@@ -290,3 +291,13 @@ def test_relay_localises_a_frame_the_query_cannot_verify(prmini_root, tmp_path):
     assert iou > 0.6, iou
     for i in range(len(positives), len(ids)):
         assert by_id[3][i].relay is None and not by_id[3][i].localised
+    # the relay's region: an object mask's bounding box; a projected box's own pixels
+    relay = by_id[3][r.relay]
+    features, on_object = relay_query(index, relay, "ratio")
+    x1, y1, x2, y2 = features.box
+    xy = features.keypoints[:, :2]
+    assert ((xy[:, 0] >= x1) & (xy[:, 0] <= x2) & (xy[:, 1] >= y1) & (xy[:, 1] <= y2)).all()
+    assert 0 < on_object.sum() < len(on_object)
+    _, on_plane = relay_query(index, dataclasses.replace(relay, mask_method="projected"),
+                              "ratio")
+    assert on_plane.all() and len(on_plane) == on_object.sum()
