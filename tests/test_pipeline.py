@@ -32,6 +32,8 @@ def test_cli_query_writes_masks_and_overlays(demo_set, tmp_path):
     saved = json.loads((tmp_path / "results.json").read_text())
     rows = saved["results"]
     assert rows[0]["image"].startswith("coffee") and rows[0]["verified"]
+    assert rows[0]["relay"] is None  # verified with the query itself
+    assert all(r["relay"] is None or r["verified"] for r in rows)
     assert saved["config"]["mask"]["method"] == "grabcut" and saved["config"]["verify"]["shortlist"] == 100
     assert list((tmp_path / "overlays").glob("*.png"))
 
