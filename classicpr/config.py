@@ -249,10 +249,10 @@ class VerifyConfig(_Section):
                                    "at least this many inliers still gives a (weak, unverified) "
                                    "region; 0 = off (most weak regions mark wrong images)", low=0)
     relay_images: int = _param(
-        3, "relay localisation: the this many verified results with most inliers (and a mask) "
-        "each act as a query, their mask as its region, for the best-ranked images not "
-        "localised yet; one verified through a relay is localised by carrying the relay's "
-        "mask (0 = off)", low=0)
+        3, "relay localisation: this many verified results (most inliers first, with a "
+        "mask) each act as a query, their mask as its region, for the best-ranked images "
+        "not localised yet; an image a relay verifies gets the relay's mask carried over "
+        "(0 = off)", low=0)
     relay_candidates: int = _param(
         5, "relay localisation: how many of the best-ranked images not localised are "
         "verified against the relays", low=0)
