@@ -43,7 +43,7 @@ from .io import read_image
 from .masks import mask_polygon, projected_mask, refine_region, segment_query
 from .objects import ObjectLocation, carry_segment, follows_motion, hough_localise, object_mask
 from .parallel import effective_n_jobs, run_parallel
-from .regions import project_points, validate_box
+from .regions import mask_bbox, project_points, validate_box
 from .verify import (Verification, hamming_correspondences, inlier_coverage, perspective_ratio,
                      ratio_correspondences, verify_pair, verify_views, word_correspondences)
 from .views import synthesize_views, view_angles
@@ -204,6 +204,16 @@ class ObjectCue:
     plane_perspective: float
     min_votes: int
     background_tolerance: float
+
+
+def object_cue(segment: np.ndarray, keypoints: np.ndarray, config: MaskConfig) -> ObjectCue:
+    """The cue of an object given as a non-empty (H, W) bool segment of the image whose
+    (M, 4) ``keypoints`` are the query's: which of them lie on it, and its bounding box."""
+    h, w = segment.shape
+    xy = np.clip(np.rint(keypoints[:, :2]).astype(int), 0, [w - 1, h - 1])
+    return ObjectCue(segment[xy[:, 1], xy[:, 0]], np.array(mask_bbox(segment), np.float64),
+                     config.plane_coverage, config.plane_perspective, config.min_votes,
+                     config.background_tolerance)
 
 
 @dataclasses.dataclass
@@ -783,13 +793,7 @@ def query_object_segment(image, query: QueryFeatures, config: MaskConfig
     segment = segment_query(colour, query.box, config)
     if segment is None:
         return None, None
-    w, h = query.size
-    xy = np.clip(np.rint(query.keypoints[:, :2]).astype(int), 0, [w - 1, h - 1])
-    ys, xs = np.nonzero(segment)
-    box = np.array([xs.min(), ys.min(), xs.max(), ys.max()], np.float64)
-    return segment, ObjectCue(segment[xy[:, 1], xy[:, 0]], box, config.plane_coverage,
-                              config.plane_perspective, config.min_votes,
-                              config.background_tolerance)
+    return segment, object_cue(segment, query.keypoints, config)
 
 
 def _object_mask_one(args):
@@ -859,17 +863,18 @@ def _apply_mask_plans(index: Index, plans: Sequence[Tuple[QueryResult, str, Opti
             r.mask, r.mask_method = projected_mask(r.polygon, index.image_size(r.image_id)), "projected"
 
 # ---------------------------------------------------------------------- 6. relay localisation
-def relay_query(index: Index, relay: QueryResult, method: str
-                ) -> Optional[Tuple[QueryFeatures, np.ndarray]]:
+def relay_query(index: Index, relay: QueryResult, method: str, config: MaskConfig
+                ) -> Optional[Tuple[QueryFeatures, ObjectCue]]:
     """A verified result with a mask, as a query: its stored features in its region (all
-    others are the context), the mask's bounding box as its box.
+    others are the context), the mask's bounding box as its box, the mask as its object.
 
     Where the relay's mask is the projected query box (``mask_method`` "projected"), that
     mask is its region, exactly: the rectangle around an oblique plane also holds
     background, which other images may share and which would verify them through the
     relay. A GrabCut mask of an object is an estimate, and its region is the mask's
     bounding box, as a user's box around the object; the object is told from that
-    background by voting with the features on the mask (``on_object``), as for the query.
+    background by voting with the features on the mask (the cue's ``on_object``), as for
+    the query.
 
     Parameters
     ----------
@@ -882,17 +887,16 @@ def relay_query(index: Index, relay: QueryResult, method: str
         "words" use the index's stored words and signatures, each feature in its one word
         as the index assigned it (``descriptors`` left empty, ``hamming`` filled with one
         assignment).
+    config : MaskConfig
+        The cue's object parameters.
 
     Returns
     -------
-    (QueryFeatures, on_object (M,) bool array: which of its features lie on the mask), or
-    None when the mask is empty or holds no feature.
+    (QueryFeatures, ObjectCue of its features), or None when the mask is empty or holds
+    no feature.
     """
-    ys, xs = np.nonzero(relay.mask)
-    if len(xs) == 0:
+    if not relay.mask.any():
         return None
-    box = np.array([xs.min(), ys.min(), xs.max(), ys.max()], np.float64)
-    w, h = index.image_size(relay.image_id)
     no_descriptors = np.empty((0, 128), np.uint8)
     if method == "ratio":
         keypoints, descriptors, _ = index.feature_store().load(relay.name)
@@ -902,9 +906,9 @@ def relay_query(index: Index, relay: QueryResult, method: str
         stored = index.candidate(relay.image_id)
         keypoints, words, signatures = stored.keypoints, stored.words, stored.signatures
         descriptors = None
-    xy = np.clip(np.rint(keypoints[:, :2]).astype(int), 0, [w - 1, h - 1])
-    on_mask = relay.mask[xy[:, 1], xy[:, 0]]
-    region = on_mask if relay.mask_method == "projected" else features_in_box(keypoints, box)
+    cue = object_cue(relay.mask, keypoints, config)
+    on_mask = cue.on_object
+    region = on_mask if relay.mask_method == "projected" else features_in_box(keypoints, cue.box)
     if not on_mask.any() or not region.any():
         return None
 
@@ -919,9 +923,9 @@ def relay_query(index: Index, relay: QueryResult, method: str
     context = QueryContext(ckps, cdesc, cwds if method == "words" else None,
                            cone if method == "hamming" else None)
     features = QueryFeatures(kps, desc, wds, sigs if sigs is not None else np.empty((0, 0), np.uint64),
-                             (w, h), box, context=context,
+                             index.image_size(relay.image_id), cue.box, context=context,
                              hamming=one if method == "hamming" else None)
-    return features, on_mask[region]
+    return features, dataclasses.replace(cue, on_object=on_mask[region])
 
 
 def relay_localise(index: Index, results: List[QueryResult], config: Config,
@@ -971,15 +975,14 @@ def relay_localise(index: Index, results: List[QueryResult], config: Config,
     plain = dataclasses.replace(vcfg, synthesis_candidates=0, query_assignments=1)
     relayed = []
     for relay in relays:
-        built = relay_query(index, relay, vcfg.method)
-        if built is None or not pending:
+        if not pending:
+            break
+        built = relay_query(index, relay, vcfg.method, mcfg)
+        if built is None:
             continue
-        features, on_object = built
-        cue = (ObjectCue(on_object, features.box, mcfg.plane_coverage, mcfg.plane_perspective,
-                         mcfg.min_votes, mcfg.background_tolerance)
-               if mcfg.method == "grabcut" else None)
-        found = verify_shortlist(index, features, [r.image_id for r in pending], plain, cue,
-                                 n_jobs)
+        features, cue = built
+        found = verify_shortlist(index, features, [r.image_id for r in pending], plain,
+                                 cue if mcfg.method == "grabcut" else None, n_jobs)
         stats["relay_tried"] += len(pending)
         for r in pending:
             pv = found.get(r.image_id)

@@ -293,11 +293,13 @@ def test_relay_localises_a_frame_the_query_cannot_verify(prmini_root, tmp_path):
         assert by_id[3][i].relay is None and not by_id[3][i].localised
     # the relay's region: an object mask's bounding box; a projected box's own pixels
     relay = by_id[3][r.relay]
-    features, on_object = relay_query(index, relay, "ratio")
+    features, cue = relay_query(index, relay, "ratio", MaskConfig())
+    on_object = cue.on_object
     x1, y1, x2, y2 = features.box
     xy = features.keypoints[:, :2]
     assert ((xy[:, 0] >= x1) & (xy[:, 0] <= x2) & (xy[:, 1] >= y1) & (xy[:, 1] <= y2)).all()
     assert 0 < on_object.sum() < len(on_object)
-    _, on_plane = relay_query(index, dataclasses.replace(relay, mask_method="projected"),
-                              "ratio")
+    _, plane_cue = relay_query(index, dataclasses.replace(relay, mask_method="projected"),
+                               "ratio", MaskConfig())
+    on_plane = plane_cue.on_object
     assert on_plane.all() and len(on_plane) == on_object.sum()
