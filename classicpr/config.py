@@ -187,7 +187,8 @@ class VerifyConfig(_Section):
     shortlist, method, hamming_threshold, query_assignments, ratio, acceptance,
     min_inliers, weak_geometry, max_per_word, ransac_threshold, max_iters, refit,
     max_scale_change, min_area_fraction, synthesis_tilts, synthesis_candidates,
-    synthesis_features, synthesis_fit, min_weak_inliers, relay_images, relay_candidates
+    synthesis_features, synthesis_fit, min_weak_inliers, relay_images, relay_candidates,
+    relay_retrieval
         See each field's ``help`` (``VerifyConfig.describe()``).
     """
 
@@ -256,6 +257,10 @@ class VerifyConfig(_Section):
     relay_candidates: int = _param(
         5, "relay localisation: how many of the best-ranked images not localised are "
         "verified against the relays", low=0)
+    relay_retrieval: int = _param(
+        5, "relay localisation: each relay also ranks the database by its own region's "
+        "visual words, and this many of its best-ranked images not localised yet are "
+        "verified against it too (0 = only the query's ranking)", low=0)
 
 
     def _check(self) -> None:

@@ -863,6 +863,40 @@ def _apply_mask_plans(index: Index, plans: Sequence[Tuple[QueryResult, str, Opti
             r.mask, r.mask_method = projected_mask(r.polygon, index.image_size(r.image_id)), "projected"
 
 # ---------------------------------------------------------------------- 6. relay localisation
+def relay_region(relay: QueryResult, keypoints: np.ndarray, config: MaskConfig
+                 ) -> Tuple[ObjectCue, np.ndarray]:
+    """The object cue of a relay's mask on its (M, 4) ``keypoints`` and which of them
+    form its region, (M,) bool: those on the mask where the mask is the projected query
+    box, those in the mask's bounding box where GrabCut segmented it (see
+    :func:`relay_query`)."""
+    cue = object_cue(relay.mask, keypoints, config)
+    if relay.mask_method == "projected":
+        return cue, cue.on_object
+    return cue, features_in_box(keypoints, cue.box)
+
+
+def relay_ranking(index: Index, relay: QueryResult, config: Config) -> np.ndarray:
+    """The database ranked for a relay's region (:func:`relay_region`) by its stored
+    words and signatures, one word per feature (the signatures of a word taken by bitwise
+    majority as its ASMK* vector), with ``config.retrieval``'s scoring.
+
+    Returns
+    -------
+    ids : (n,) int64 array, best first (empty when the region holds no feature).
+    """
+    if not relay.mask.any():
+        return np.zeros(0, np.int64)
+    stored = index.candidate(relay.image_id)
+    _, region = relay_region(relay, stored.keypoints, config.mask)
+    if not region.any():
+        return np.zeros(0, np.int64)
+    words = stored.words[region]
+    if config.retrieval.scoring == "bow":
+        return index.retrieve(words)[0]
+    unique, vectors = _majority_by_word(words, stored.signatures[region])
+    return index.retrieve_asmk(unique, vectors, config.retrieval.alpha, config.retrieval.tau)[0]
+
+
 def relay_query(index: Index, relay: QueryResult, method: str, config: MaskConfig
                 ) -> Optional[Tuple[QueryFeatures, ObjectCue]]:
     """A verified result with a mask, as a query: its stored features in its region (all
@@ -906,9 +940,8 @@ def relay_query(index: Index, relay: QueryResult, method: str, config: MaskConfi
         stored = index.candidate(relay.image_id)
         keypoints, words, signatures = stored.keypoints, stored.words, stored.signatures
         descriptors = None
-    cue = object_cue(relay.mask, keypoints, config)
+    cue, region = relay_region(relay, keypoints, config)
     on_mask = cue.on_object
-    region = on_mask if relay.mask_method == "projected" else features_in_box(keypoints, cue.box)
     if not on_mask.any() or not region.any():
         return None
 
@@ -939,14 +972,17 @@ def relay_localise(index: Index, results: List[QueryResult], config: Config,
     ``verify.relay_images`` verified results with a mask (most inliers first) becomes a
     query (:func:`relay_query`: its features in its region, the mask its object) and
     is verified, like the query (same method, no view synthesis), against the first
-    ``verify.relay_candidates`` results not localised yet; relays are tried in that order
+    ``verify.relay_candidates`` results not localised yet and the first
+    ``verify.relay_retrieval`` not localised yet in its own ranking (:func:`relay_ranking`:
+    among many unrelated images, a frame where the object turned ranks far down the
+    query's ranking but near the frame beside it); relays are tried in that order
     and the first that verifies an image localises it, if the relay's region moves as one
     rigid plane or the object is localised by Hough voting (a verified match that is
     neither, which the query itself would keep with its projected box, is not trusted
     second hand). A rigid match carries the relay's region by its homography; an object
     that moved is localised by Hough voting on the relay's mask and segmented by GrabCut
     around the carried mask (:func:`classicpr.objects.object_mask`), as for the query
-    itself.
+    itself. Relayed images do not relay further: a wrong one would carry its error on.
 
     Parameters
     ----------
@@ -969,22 +1005,45 @@ def relay_localise(index: Index, results: List[QueryResult], config: Config,
     vcfg = config.verify
     relays = [r for r in results if r.verified and r.mask is not None][: vcfg.relay_images]
     pending = [r for r in results if not r.localised][: vcfg.relay_candidates]
-    if not relays or not pending:
+    if not relays or not (pending or vcfg.relay_retrieval):
         return results
-    mcfg = config.mask
+    by_id = {r.image_id: r for r in results}
+    relayed = _verify_with_relays(index, relays, pending, by_id, config, n_jobs, stats)
+    stats["relay_verified"] = len(relayed)
+    _relay_masks(index, relayed, config.mask, n_jobs)
+    first = [r for r in results if r.verified and r.relay is None]
+    then = [r for r in results if r.relay is not None]
+    return first + then + [r for r in results if not r.verified]
+
+
+def _verify_with_relays(index: Index, relays: Sequence[QueryResult],
+                        pending: List[QueryResult], by_id: Mapping[int, QueryResult],
+                        config: Config, n_jobs: Optional[int], stats: Dict[str, float]
+                        ) -> List[Tuple[QueryResult, QueryResult, PairVerification]]:
+    """The verification of :func:`relay_localise`: each relay in turn verified against the
+    ``pending`` results still not localised and its own best-ranked ones; the results it
+    localises updated in place (not their masks) and returned with their relay and
+    verification."""
+    vcfg, mcfg = config.verify, config.mask
     plain = dataclasses.replace(vcfg, synthesis_candidates=0, query_assignments=1)
     relayed = []
     for relay in relays:
-        if not pending:
-            break
+        candidates = list(pending)
+        if vcfg.relay_retrieval:
+            tried = {r.image_id for r in candidates} | {relay.image_id}
+            own = [by_id[i] for i in relay_ranking(index, relay, config).tolist()
+                   if i in by_id and i not in tried and not by_id[i].localised]
+            candidates += own[: vcfg.relay_retrieval]
+        if not candidates:
+            continue
         built = relay_query(index, relay, vcfg.method, mcfg)
         if built is None:
             continue
         features, cue = built
-        found = verify_shortlist(index, features, [r.image_id for r in pending], plain,
+        found = verify_shortlist(index, features, [r.image_id for r in candidates], plain,
                                  cue if mcfg.method == "grabcut" else None, n_jobs)
-        stats["relay_tried"] += len(pending)
-        for r in pending:
+        stats["relay_tried"] += len(candidates)
+        for r in candidates:
             pv = found.get(r.image_id)
             trusted = pv is not None and pv.plain.verified and (
                 pv.rigid or pv.object_location is not None)
@@ -997,11 +1056,7 @@ def relay_localise(index: Index, results: List[QueryResult], config: Config,
             r.polygon = project_points(pv.plain.H, relay.polygon)
             relayed.append((r, relay, pv))
         pending = [r for r in pending if r.relay is None]
-    stats["relay_verified"] = len(relayed)
-    _relay_masks(index, relayed, mcfg, n_jobs)
-    first = [r for r in results if r.verified and r.relay is None]
-    then = [r for r in results if r.relay is not None]
-    return first + then + [r for r in results if not r.verified]
+    return relayed
 
 
 def _relay_masks(index: Index, relayed: Sequence[Tuple[QueryResult, QueryResult, PairVerification]],
@@ -1107,7 +1162,7 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
     tell("masks")
     compute_masks(index, results, segment, config.mask, n_jobs)
     t_relay = time.perf_counter()
-    if config.verify.relay_images and config.verify.relay_candidates:
+    if config.verify.relay_images:
         tell("relay")
         results = relay_localise(index, results, config, n_jobs, stats)
     t4 = time.perf_counter()

@@ -260,12 +260,13 @@ def test_object_that_moved_is_told_from_its_background(prmini_root, tmp_path):
 def test_relay_localises_a_frame_the_query_cannot_verify(prmini_root, tmp_path):
     """prmini-dev's DAVIS scooter: frame 20, where the scooter has turned, does not verify
     with the query; it does with the nearest frame, which the query verifies. Localised
-    through that relay, its mask covers the labelled scooter; frames of other videos in
-    the database are not localised through it."""
+    through that relay, its mask covers the labelled scooter, also when the relay finds it
+    in its own ranking rather than the query's; frames of other videos in the database are
+    not localised through it."""
     from classicpr.datasets import load_label_polygons, load_revisitop
     from classicpr.index import Index
     from classicpr.metrics import Prediction, clean_pair_iou
-    from classicpr.pipeline import relay_query, run_query
+    from classicpr.pipeline import relay_query, relay_ranking, run_query
     ds = load_revisitop(prmini_root, "prmini")
     labels = ds.load_labels()
     q = ds.qimlist.index("davis_scooter-black_q")
@@ -277,12 +278,16 @@ def test_relay_localises_a_frame_the_query_cannot_verify(prmini_root, tmp_path):
                         vocab_size=512, n_jobs=2, progress=False)
     frame20 = ids.index(ds.imlist.index("davis_scooter-black_00020"))
     by_id = {}
-    for relay_images in (0, 3):
-        config = Config().updated({"verify.relay_images": relay_images})
-        results = run_query(index, ds.image_dir / ds.query_file(q), ds.query_box(q), config,
-                            n_jobs=2)
-        by_id[relay_images] = {r.image_id: r for r in results}
+    settings = {0: {"verify.relay_images": 0}, 3: {},
+                "own": {"verify.relay_candidates": 0}}  # the relay's own ranking only
+    for key, setting in settings.items():
+        results = run_query(index, ds.image_dir / ds.query_file(q), ds.query_box(q),
+                            Config().updated(setting), n_jobs=2)
+        by_id[key] = {r.image_id: r for r in results}
     assert not by_id[0][frame20].localised
+    own = by_id["own"][frame20]
+    assert own.localised and own.relay is not None
+    assert frame20 in relay_ranking(index, by_id["own"][own.relay], Config())[:3].tolist()
     r = by_id[3][frame20]
     assert r.localised and r.relay is not None and by_id[3][r.relay].verified
     assert by_id[3][r.relay].relay is None  # relays are verified with the query itself
