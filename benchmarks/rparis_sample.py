@@ -11,6 +11,7 @@ common with it. Usage::
 import pickle
 import sys
 from pathlib import Path
+from typing import Dict, List, Set, Tuple
 
 import numpy as np
 
@@ -20,7 +21,9 @@ from classicpr.metrics import average_precision
 from classicpr.pipeline import extract_query, retrieval_query, retrieve
 
 
-def main(image_dir: str, gnd_path: str, index_dir: str, bits: str = "64") -> None:
+def sample_ground_truth(image_dir: str, gnd_path: str) -> Tuple[List[str], Dict[str, Set[str]]]:
+    """The ground truth's images present in ``image_dir`` (sorted names, no extension),
+    and for each the present images that are a positive of a query in common with it."""
     with open(gnd_path, "rb") as fh:
         gnd = pickle.load(fh)
     present = {p.stem for p in Path(image_dir).glob("*.jpg")}
@@ -28,6 +31,11 @@ def main(image_dir: str, gnd_path: str, index_dir: str, bits: str = "64") -> Non
     pos = {gnd["imlist"].index(n): n for n in names}
     groups = [{pos[i] for i in list(g["easy"]) + list(g["hard"]) if i in pos} for g in gnd["gnd"]]
     related = {n: set().union(*[g for g in groups if n in g]) - {n} for n in names}
+    return names, related
+
+
+def main(image_dir: str, gnd_path: str, index_dir: str, bits: str = "64") -> None:
+    names, related = sample_ground_truth(image_dir, gnd_path)
     index = Index.build(image_dir, index_dir, names=[n + ".jpg" for n in names], n_jobs=2,
                         progress=False, signature_bits=int(bits))
     for scoring in ("bow", "asmk"):
