@@ -194,8 +194,7 @@ def cmd_query(args) -> int:
                 coco.append(dict(entry, file_name=r.name))
             img, _ = read_image(index.image_path(r.image_id), gray=False)
             write_png(out / "overlays" / f"{stem}.png",
-                      overlay(img, r.mask, r.polygon, label=f"#{rank + 1} inliers {r.inliers}"
-                              + (" via a relay" if r.relay is not None else "")))
+                      overlay(img, r.mask, r.polygon, label=r.caption(rank + 1)))
             row.update({f"mask_{f}": p for f, p in (("png", f"masks/{stem}.png"),
                                                     ("labelme", f"labelme/{stem}.json"))
                         if f in formats})

@@ -319,6 +319,11 @@ class QueryResult:
         """True when the query has a region in this image (verified, or weakly localised)."""
         return self.polygon is not None
 
+    def caption(self, rank: int) -> str:
+        """What an overlay of this result at 1-based ``rank`` says about it."""
+        return f"#{rank} inliers {self.inliers}" + (" via a relay" if self.relay is not None
+                                                    else "")
+
 
 # ---------------------------------------------------------------------- 1. query features
 def extract_query(index: Index, image, box=None) -> QueryFeatures:
@@ -1030,7 +1035,7 @@ def _verify_with_relays(index: Index, relays: Sequence[QueryResult],
     for relay in relays:
         candidates = list(pending)
         if vcfg.relay_retrieval:
-            tried = {r.image_id for r in candidates} | {relay.image_id}
+            tried = {r.image_id for r in candidates}  # the relay itself is localised
             own = [by_id[i] for i in relay_ranking(index, relay, config).tolist()
                    if i in by_id and i not in tried and not by_id[i].localised]
             candidates += own[: vcfg.relay_retrieval]

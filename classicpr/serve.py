@@ -134,8 +134,7 @@ class QueryService:
                 if r.mask is not None:
                     db, _ = read_image(self.index.image_path(r.image_id), gray=False)
                     files[f"overlay/{rank}"] = _encode(_display(overlay(
-                        db, r.mask, r.polygon, label=f"#{rank} inliers {r.inliers}"
-                        + (" via a relay" if r.relay is not None else ""))), ".jpg")
+                        db, r.mask, r.polygon, label=r.caption(rank))), ".jpg")
                     files[f"mask/{rank}"] = _encode(r.mask.astype(np.uint8) * 255)
                 rows.append(row)
             self._set(job_id, status="done", stage="", results=rows, warnings=warnings,
