@@ -626,7 +626,7 @@ def verify_shortlist(index: Index, query: QueryFeatures, shortlist: Sequence[int
             continue
         view_root = rootsift(views.descriptors)
         view_words = index.vocabulary.assign(view_root, n_jobs=1)
-        ids = _views_ranking(index, view_root, view_words, retrieval)
+        ids = _views_ranking(index, views.view, view_root, view_words, retrieval)[0]
         chosen = [int(i) for i in ids if not (int(i) in verified and verified[int(i)].plain.verified)]
         chosen = chosen[: config.synthesis_candidates]
         if not chosen:
@@ -649,14 +649,42 @@ def verify_shortlist(index: Index, query: QueryFeatures, shortlist: Sequence[int
     return verified
 
 
-def _views_ranking(index: Index, view_root: np.ndarray, view_words: np.ndarray,
-                   retrieval: Optional[RetrievalConfig]) -> np.ndarray:
-    """Database ids ranked by the synthesised views' features (V,) together: ASMK* when
-    ``retrieval.scoring`` is "asmk" (one word per feature), else tf-idf."""
-    if retrieval is not None and retrieval.scoring == "asmk":
-        words, vectors = index.vocabulary.embedding.aggregate(view_root, view_words)
-        return index.retrieve_asmk(words, vectors, retrieval.alpha, retrieval.tau)[0]
-    return index.retrieve(view_words)[0]
+def _views_ranking(index: Index, view_of: np.ndarray, view_root: np.ndarray,
+                   view_words: np.ndarray, retrieval: Optional[RetrievalConfig]
+                   ) -> Tuple[np.ndarray, np.ndarray]:
+    """The database ranked by the synthesised views' features.
+
+    With ``retrieval.scoring`` "asmk", each view is a query of its own (one word per
+    feature) and an image's score is the sum of its ASMK* similarities to the views:
+    aggregating the features of all views in one word would let the views that do not
+    match outvote the one that does. Otherwise tf-idf of all views' words together.
+
+    Parameters
+    ----------
+    index : Index
+    view_of : (V,) int array
+        The view of each feature.
+    view_root : (V, 128) float32 array
+        The features' RootSIFT descriptors.
+    view_words : (V,) int array
+        Their visual words.
+    retrieval : RetrievalConfig or None
+
+    Returns
+    -------
+    ids : (n,) int64 array, best first
+    scores : (n,) float array, in the same order
+    """
+    if retrieval is None or retrieval.scoring != "asmk":
+        return index.retrieve(view_words)
+    scores = np.zeros(len(index.names), np.float64)
+    for v in np.unique(view_of):
+        mine = view_of == v
+        words, vectors = index.vocabulary.embedding.aggregate(view_root[mine], view_words[mine])
+        ids, similarity = index.retrieve_asmk(words, vectors, retrieval.alpha, retrieval.tau)
+        scores[ids] += similarity
+    order = np.argsort(-scores, kind="stable")
+    return order, scores[order]
 
 
 def _batches(items: Sequence, n_jobs: Optional[int]) -> List[Sequence]:
