@@ -11,6 +11,17 @@ its own environment; the features go across in one .npz::
     # 3. classicpr's environment: mAP of both, and classicpr's own retrieval time
     python benchmarks/asmk_package.py score ../shared/data/prmini-dev prmini INDEX feats.npz asmk_ranks.npz
 
+On the RParis6k sample (``rparis_sample.py``'s ground truth: every present image with a
+related one queries the others with its whole frame), against the index that
+``rparis_pipeline.py`` builds on all 31 images (WORK/full)::
+
+    python benchmarks/asmk_package.py export-rparis ../shared/data/rparis6k-sample/jpg ../shared/data/revisitop/gnd_rparis6k.pkl WORK/full feats.npz
+    ASMK_ENV/bin/python benchmarks/asmk_package.py run feats.npz asmk_ranks.npz
+    python benchmarks/asmk_package.py score-rparis ../shared/data/rparis6k-sample/jpg ../shared/data/revisitop/gnd_rparis6k.pkl feats.npz asmk_ranks.npz
+
+There each query's own image is dropped from the ranking: without idf an image's score
+does not depend on the others, so this is the ranking of an index without it.
+
 Settings are the package's published ASMK* ones: binary signatures, alpha 3, tau 0, no
 idf, multiple assignment 5 on the query side only; its codebook has as many words as the
 index's vocabulary and is trained (faiss k-means) on all database descriptors.
@@ -36,6 +47,40 @@ def export(root, name, index_dir, out):
              queries=np.concatenate(queries),
              query_ids=np.repeat(np.arange(len(queries)), [len(x) for x in queries]),
              words=index.vocabulary.size, n_db=len(db))
+
+
+def export_rparis(image_dir, gnd, index_dir, out):
+    from pathlib import Path
+    from classicpr.features import rootsift
+    from classicpr.index import Index
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from rparis_sample import sample_ground_truth
+    names, related = sample_ground_truth(image_dir, gnd)
+    index = Index.load(index_dir)
+    store = index.feature_store()
+    db = [rootsift(store.load(n)[1]) for n in index.names]
+    queries = [k for k, n in enumerate(index.names) if related[n[:-4]]]
+    np.savez(out, db=np.concatenate(db), db_ids=np.repeat(np.arange(len(db)), [len(d) for d in db]),
+             queries=np.concatenate([db[k] for k in queries]),
+             query_ids=np.repeat(np.arange(len(queries)), [len(db[k]) for k in queries]),
+             query_images=np.array(queries), names=np.array(index.names),
+             words=index.vocabulary.size, n_db=len(db))
+
+
+def score_rparis(image_dir, gnd, features, asmk_ranks):
+    from classicpr.metrics import average_precision
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
+    from rparis_sample import sample_ground_truth
+    _, related = sample_ground_truth(image_dir, gnd)
+    f, a = np.load(features), np.load(asmk_ranks)
+    names = [str(n)[:-4] for n in f["names"]]
+    aps = []
+    for j, k in enumerate(f["query_images"]):
+        ranked = [names[i] for i in a["ranks"][:, j] if i != k]
+        hits = np.flatnonzero([r in related[names[k]] for r in ranked])
+        aps.append(average_precision(hits, len(related[names[k]])))
+    print(f"asmk package: mAP {100 * np.mean(aps):.1f} over {len(aps)} queries, "
+          f"query median {1000 * np.median(a['query_s']):.1f} ms")
 
 
 def run(features, out):
@@ -95,4 +140,5 @@ def score(root, name, index_dir, features, asmk_ranks):
 
 
 if __name__ == "__main__":
-    {"export": export, "run": run, "score": score}[sys.argv[1]](*sys.argv[2:])
+    {"export": export, "run": run, "score": score, "export-rparis": export_rparis,
+     "score-rparis": score_rparis}[sys.argv[1]](*sys.argv[2:])
