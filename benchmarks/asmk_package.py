@@ -108,7 +108,7 @@ def run(features, out):
         times.append(time.perf_counter() - t)
         ranks.append(r[0])
     np.savez(out, ranks=np.array(ranks).T, codebook_s=t1 - t0, ivf_s=t2 - t1,
-             query_s=np.array(times))
+             query_s=np.array(times), centroids=np.asarray(method.codebook.centroids, np.float32))
     print(f"asmk package: codebook {t1 - t0:.1f} s, ivf {t2 - t1:.1f} s, "
           f"query median {1000 * np.median(times):.1f} ms")
 
