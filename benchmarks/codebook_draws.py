@@ -1,16 +1,20 @@
-"""ASMK* rankings of the RParis6k sample over several codebook draws: classicpr's kernel
-against the asmk package's, with the same codebooks.
+"""ASMK* rankings over several codebook draws: classicpr's kernel against the asmk
+package's, with the same codebooks.
 
-    python benchmarks/codebook_draws.py ../shared/data/rparis6k-sample/jpg \
-        ../shared/data/revisitop/gnd_rparis6k.pkl WORK/full [--draws 5] [--extra C.npy ...]
+    python benchmarks/codebook_draws.py rparis ../shared/data/rparis6k-sample/jpg \
+        ../shared/data/revisitop/gnd_rparis6k.pkl WORK/full [--draws 5] [--extra C.npz ...]
+    python benchmarks/codebook_draws.py revisitop ../shared/data/prmini-dev prmini INDEX \
+        [--draws 5] [--extra C.npz ...]
 
-WORK/full is the index ``rparis_pipeline.py`` builds on all 31 images; its vocabulary is
-one codebook, each ``--extra`` file another ((k, 128) float32 centroids in a .npy, or the
+``rparis``: WORK/full is the index ``rparis_pipeline.py`` builds on all 31 images; queries
+are whole frames with their own image dropped from the ranking, scored as
+``rparis_sample.py``. ``revisitop``: a benchmark and its index (``classicpr evaluate
+--index-dir INDEX``); queries are the features in the query boxes, scored by revisitop's
+mAP (medium / hard). The index's vocabulary is one codebook, each ``--extra`` file another ((k, 128) float32 centroids in a .npy, or the
 ``centroids`` of a .npz such as the ranks file of ``asmk_package.py run``: the package's), and ``--draws`` more are trained here with
 the package's recipe (faiss k-means, 10 iterations, all descriptors, seeds 1, 2, ...).
 For each codebook the per-word medians of the Hamming embedding are learned on all the
-images' descriptors, as the index does. Queries are whole frames (5 nearest words per
-feature) with their own image dropped from the ranking, scored as ``rparis_sample.py``.
+database's descriptors, as the index does; query features count in their 5 nearest words.
 
 Kernels, both ASMK* with alpha 3, tau 0 and 128-bit vectors:
 
@@ -64,36 +68,70 @@ def package_vectors(x, words, centroids):
     return unique, pack_bits(np.add.reduceat(x - centroids[words], starts, axis=0) > 0)
 
 
-def ranking_map(db, queries, names, related) -> float:
-    """mAP of whole-frame queries (their own image dropped) over per-image vectors."""
-    aps = []
-    for k, (qw, qv) in queries.items():
-        scores = np.full(len(db), -1.0)
-        for i, (dw, dv) in enumerate(db):
-            if i == k:
-                continue
-            _, a, b = np.intersect1d(qw, dw, return_indices=True)
-            scores[i] = selective_similarity(hamming(qv[a], dv[b]), 128, 3.0, 0.0).sum() / np.sqrt(
-                len(qw) * len(dw))
-        ranked = [names[i] for i in np.argsort(-scores, kind="stable") if i != k]
-        hits = np.flatnonzero([r in related[names[k]] for r in ranked])
-        aps.append(average_precision(hits, len(related[names[k]])))
-    return 100 * float(np.mean(aps))
+def asmk_scores(query, db) -> np.ndarray:
+    """ASMK* similarity (alpha 3, tau 0) of one query's vectors with each image's."""
+    qw, qv = query
+    scores = np.zeros(len(db))
+    for i, (dw, dv) in enumerate(db):
+        _, a, b = np.intersect1d(qw, dw, return_indices=True)
+        scores[i] = selective_similarity(hamming(qv[a], dv[b]), 128, 3.0, 0.0).sum() / np.sqrt(
+            len(qw) * len(dw))
+    return scores
+
+
+class RParisSample:
+    """Whole-frame queries of the RParis6k sample, their own image dropped."""
+
+    def __init__(self, image_dir, gnd, index_dir):
+        _, self.related = sample_ground_truth(image_dir, gnd)
+        self.index = Index.load(index_dir)
+        store = self.index.feature_store()
+        self.names = [n[:-4] for n in self.index.names]
+        self.db = [rootsift(store.load(n)[1]) for n in self.index.names]
+        self.queries = {i: self.db[i] for i, n in enumerate(self.names) if self.related[n]}
+
+    def score(self, ranked_scores) -> str:
+        aps = []
+        for k, scores in ranked_scores.items():
+            scores = scores.copy()
+            scores[k] = -np.inf
+            ranked = [self.names[i] for i in np.argsort(-scores, kind="stable") if i != k]
+            hits = np.flatnonzero([r in self.related[self.names[k]] for r in ranked])
+            aps.append(average_precision(hits, len(self.related[self.names[k]])))
+        return f"{100 * np.mean(aps):.1f}"
+
+
+class Revisitop:
+    """In-box queries of a benchmark in the revisitop layout."""
+
+    def __init__(self, root, name, index_dir):
+        from classicpr.datasets import load_revisitop
+        from classicpr.pipeline import extract_query
+        self.ds = load_revisitop(Path(root), name)
+        self.index = Index.load(index_dir)
+        store = self.index.feature_store()
+        self.db = [rootsift(store.load(n)[1]) for n in self.index.names]
+        self.queries = {q: rootsift(extract_query(self.index, self.ds.image_dir / self.ds.query_file(q),
+                                                  self.ds.query_box(q)).descriptors)
+                        for q in range(len(self.ds.qimlist))}
+
+    def score(self, ranked_scores) -> str:
+        from classicpr.metrics import image_map
+        ranks = np.array([np.argsort(-ranked_scores[q], kind="stable")
+                          for q in range(len(self.ds.qimlist))]).T
+        m = image_map(ranks, self.ds.gnd)["mAP"]
+        return f"{m['medium']:.1f} / {m['hard']:.1f}"
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("image_dir")
-    ap.add_argument("gnd")
-    ap.add_argument("index_dir")
+    ap.add_argument("kind", choices=("rparis", "revisitop"))
+    ap.add_argument("args", nargs=3, help="rparis: IMAGE_DIR GND INDEX; revisitop: ROOT NAME INDEX")
     ap.add_argument("--draws", type=int, default=5)
     ap.add_argument("--extra", action="append", default=[], metavar="CENTROIDS.npy|.npz")
     args = ap.parse_args(argv)
-    _, related = sample_ground_truth(args.image_dir, args.gnd)
-    index = Index.load(args.index_dir)
-    store = index.feature_store()
-    names = [n[:-4] for n in index.names]
-    x = [rootsift(store.load(n)[1]) for n in index.names]
+    data = (RParisSample if args.kind == "rparis" else Revisitop)(*args.args)
+    index, x = data.index, data.db
     everything = np.concatenate(x)
     k = index.vocabulary.size
     codebooks = {"the index's vocabulary": index.vocabulary.centroids}
@@ -111,25 +149,25 @@ def main(argv=None):
         words = [nearest_words(f, centroids, 1)[:, 0] for f in x]
         embedding = HammingEmbedding.train(everything, np.concatenate(words), len(centroids),
                                            seed=0, bits=128)
-        assigned = {i: nearest_words(x[i], centroids, 5).reshape(-1) for i in range(len(x))
-                    if related[names[i]]}
+        assigned = {q: (np.repeat(f, 5, axis=0), nearest_words(f, centroids, 5).reshape(-1))
+                    for q, f in data.queries.items()}
         row = {}
         for kernel in scores:
             if kernel == "classicpr":
                 db = [classicpr_vectors(f, w, embedding, "database") for f, w in zip(x, words)]
-                queries = {i: classicpr_vectors(np.repeat(x[i], 5, axis=0), w, embedding, "query")
-                           for i, w in assigned.items()}
+                queries = {q: classicpr_vectors(f, w, embedding, "query")
+                           for q, (f, w) in assigned.items()}
             else:
                 db = [package_vectors(f, w, centroids) for f, w in zip(x, words)]
-                queries = {i: package_vectors(np.repeat(x[i], 5, axis=0), w, centroids)
-                           for i, w in assigned.items()}
-            row[kernel] = ranking_map(db, queries, names, related)
-            scores[kernel].append(row[kernel])
-        print(f"{label:24s} classicpr {row['classicpr']:5.1f}   asmk package {row['asmk package']:5.1f}",
+                queries = {q: package_vectors(f, w, centroids) for q, (f, w) in assigned.items()}
+            row[kernel] = data.score({q: asmk_scores(v, db) for q, v in queries.items()})
+            scores[kernel].append([float(v) for v in row[kernel].split(" / ")])
+        print(f"{label:24s} classicpr {row['classicpr']:>13s}   asmk package {row['asmk package']:>13s}",
               flush=True)
     for kernel, values in scores.items():
-        print(f"{kernel}: mean {np.mean(values):.1f}, sd {np.std(values):.1f}, "
-              f"range {min(values):.1f}-{max(values):.1f} over {len(values)} codebooks")
+        v = np.array(values)
+        print(f"{kernel}: mean {' / '.join(f'{m:.1f}' for m in v.mean(0))}, "
+              f"sd {' / '.join(f'{d:.1f}' for d in v.std(0))}, over {len(v)} codebooks")
 
 
 if __name__ == "__main__":
