@@ -185,6 +185,7 @@ def cmd_query(args) -> int:
         row = {"rank": rank + 1, "image": r.name, "score": r.score, "inliers": r.inliers,
                "verified": r.verified, "mask_method": r.mask_method,
                "relay": None if r.relay is None else index.names[r.relay],
+               "neighbour": None if r.neighbour is None else index.names[r.neighbour],
                "polygon": None if r.polygon is None else r.polygon.round(2).tolist()}
         if r.mask is not None:
             stem = f"{rank + 1:03d}_" + Path(r.name).with_suffix("").as_posix().replace("/", "__")

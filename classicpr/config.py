@@ -148,7 +148,8 @@ class RetrievalConfig(_Section):
 
     Attributes
     ----------
-    scoring, alpha, tau, query_assignments, expansion, expansion_top, expansion_region
+    scoring, alpha, tau, query_assignments, expansion, expansion_top, expansion_region,
+    neighbours, neighbour_sources, neighbour_hops
         See each field's ``help`` (``RetrievalConfig.describe()``).
     """
 
@@ -176,6 +177,17 @@ class RetrievalConfig(_Section):
         "all of them (the object's surroundings too, as query expansion with whole-image "
         "descriptors does); 'box' = those its homography maps back inside the query box "
         "(Chum et al.'s spatially constrained expansion)", choices=("image", "box"))
+    neighbours: int = _param(
+        3, "verified neighbours: after localisation, each of the best localised images "
+        "ranks the database by its whole frame, and its this many most similar images that "
+        "verify against it (Hamming correspondences of stored features) rank right after "
+        "the localised ones (0 = off)", low=0)
+    neighbour_sources: int = _param(
+        5, "verified neighbours: at most this many images look for neighbours in each "
+        "round (the localised ones first, most inliers first)", low=1)
+    neighbour_hops: int = _param(
+        2, "verified neighbours: rounds; the neighbours found in one round look for "
+        "neighbours in the next", low=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -448,7 +460,8 @@ PRESETS: Dict[str, Dict[str, Any]] = {
               "verify.min_weak_inliers": 0, "verify.acceptance": "inliers",
               "verify.min_inliers": 12, "verify.synthesis_candidates": 0,
               "mask.method": "projected", "retrieval.scoring": "bow",
-              "retrieval.expansion": "none", "verify.relay_images": 0},
+              "retrieval.expansion": "none", "verify.relay_images": 0,
+              "retrieval.neighbours": 0},
 }
 
 

@@ -218,7 +218,7 @@ def evaluate_benchmark(root: PathLike, name: str, index_dir: PathLike,
         ranks[:, q] = ranking
         polygons.update({(q, i): p for i, p in polys.items()})
         clean_ious.update({(q, i): v for i, v in ious.items()})
-        for k in ("features", "retrieval", "verification", "masks", "relay"):
+        for k in ("features", "retrieval", "verification", "masks", "relay", "neighbours"):
             stages.setdefault(k, []).append(timing[k])
         per_query.append(sum(v[-1] for v in stages.values()))
         for k, v in timing.items():

@@ -290,6 +290,10 @@ class QueryResult:
         For an image verified through another verified result (relay localisation,
         :func:`relay_localise`): that result's image id; ``inliers`` and ``db_points`` are
         then those of the relay's match, ``H`` the composed query -> image homography.
+    neighbour : int or None
+        For an image ranked as a verified neighbour (:func:`verified_neighbours`): the
+        image whose whole frame it matches. It has no region: the query is not localised
+        in it.
     """
 
     image_id: int
@@ -308,6 +312,7 @@ class QueryResult:
     background_points: Optional[np.ndarray] = None
     view_tilt: float = 1.0
     relay: Optional[int] = None
+    neighbour: Optional[int] = None
 
     @property
     def verified(self) -> bool:
@@ -321,6 +326,8 @@ class QueryResult:
 
     def caption(self, rank: int) -> str:
         """What an overlay of this result at 1-based ``rank`` says about it."""
+        if self.neighbour is not None:
+            return f"#{rank} neighbour of a localised image"
         return f"#{rank} inliers {self.inliers}" + (" via a relay" if self.relay is not None
                                                     else "")
 
@@ -1107,6 +1114,105 @@ def _relay_masks(index: Index, relayed: Sequence[Tuple[QueryResult, QueryResult,
             plans.append((r, "projected", None))
     _apply_mask_plans(index, plans, config, n_jobs)
 
+
+# ---------------------------------------------------------------------- 7. verified neighbours
+def frame_ranking(index: Index, image_id: int, config: RetrievalConfig) -> np.ndarray:
+    """The database ranked for one database image's whole frame, by its stored words and
+    signatures (one word per feature; ASMK* vectors by bitwise majority), with
+    ``config.scoring``.
+
+    Returns
+    -------
+    ids : (n,) int64 array, best first (the image itself included).
+    """
+    stored = index.candidate(image_id)
+    if config.scoring == "bow":
+        return index.retrieve(stored.words)[0]
+    unique, vectors = _majority_by_word(stored.words, stored.signatures)
+    return index.retrieve_asmk(unique, vectors, config.alpha, config.tau)[0]
+
+
+def frame_query(index: Index, image_id: int) -> QueryFeatures:
+    """A database image's whole frame as a query for Hamming verification: its stored
+    keypoints, words and signatures, each feature in its one word."""
+    stored = index.candidate(image_id)
+    n = len(stored.words)
+    w, h = index.image_size(image_id)
+    one = HammingQuery(stored.words, stored.signatures, np.arange(n, dtype=np.int64), 1)
+    return QueryFeatures(stored.keypoints, np.empty((0, 128), np.uint8), stored.words,
+                         stored.signatures, (w, h), np.array([0.0, 0.0, w - 1.0, h - 1.0]),
+                         hamming=one)
+
+
+def verified_neighbours(index: Index, results: List[QueryResult], config: Config,
+                        n_jobs: Optional[int] = 1, stats: Optional[Dict[str, float]] = None
+                        ) -> List[QueryResult]:
+    """Rank, right after the verified results, the images that show the same scene as a
+    verified one: its verified neighbours.
+
+    A video frame two steps from every frame the query or a relay localises, where the
+    object turned or changed, matches neither; among many unrelated images its retrieval
+    score is no better than theirs. Its neighbour frames match its whole frame, though.
+    Each of the first ``retrieval.neighbour_sources`` verified results ranks the database by
+    its whole frame (:func:`frame_ranking`); of its ``retrieval.neighbours`` most similar
+    images, those not verified yet are verified against it, whole frame to whole frame,
+    with Hamming correspondences of their stored features (no descriptor reads, no view
+    synthesis), and those that verify are its neighbours. For ``retrieval.neighbour_hops``
+    rounds, the neighbours found in one round look for neighbours in the next. Neighbours
+    are not localised: the query's region is not carried into them (a chain of whole-frame
+    matches says the scene is the same, not where the object is).
+
+    Parameters
+    ----------
+    index : Index
+    results : list of QueryResult
+        Ranked, verified results first (:func:`relay_localise` or :func:`rank_results`).
+        Only images among them can become neighbours.
+    config : Config
+    n_jobs : int
+    stats : dict, optional
+        Filled with "neighbours_tried" (pairs verified) and "neighbours_found".
+
+    Returns
+    -------
+    list of QueryResult: the verified results, then the neighbours in the order found
+    (``neighbour`` set), then the rest in their order.
+    """
+    stats = stats if stats is not None else {}
+    stats.update(neighbours_tried=0, neighbours_found=0)
+    rcfg = config.retrieval
+    by_id = {r.image_id: r for r in results}
+    sources = [r.image_id for r in results if r.verified][: rcfg.neighbour_sources]
+    plain = dataclasses.replace(config.verify, method="hamming", synthesis_candidates=0,
+                                query_assignments=1)
+    found: List[int] = []
+    for _ in range(rcfg.neighbour_hops):
+        new = []
+        for source in sources:
+            nearest = [int(i) for i in frame_ranking(index, source, rcfg) if int(i) != source]
+            candidates = [i for i in nearest[: rcfg.neighbours] if i in by_id
+                          and not by_id[i].verified and by_id[i].neighbour is None]
+            if not candidates:
+                continue
+            checked = verify_shortlist(index, frame_query(index, source), candidates, plain,
+                                       None, n_jobs)
+            stats["neighbours_tried"] += len(candidates)
+            for i in candidates:
+                if checked[i].plain.verified:
+                    by_id[i].neighbour = source
+                    new.append(i)
+        found += new
+        sources = new[: rcfg.neighbour_sources]
+        if not sources:
+            break
+    stats["neighbours_found"] = len(found)
+    if not found:
+        return results
+    neighbours = [by_id[i] for i in found]
+    return ([r for r in results if r.verified] + neighbours
+            + [r for r in results if not r.verified and r.neighbour is None])
+
+
 # ---------------------------------------------------------------------- the query
 def few_features_warning(n_features: int, min_inliers: int) -> Optional[str]:
     """What to tell a user whose query box holds too few features to verify anything
@@ -1141,14 +1247,17 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
     timing : dict, optional
         Filled with seconds spent in "features", "retrieval", "verification" (of which
         "synthesis_s" in view synthesis and "expansion_s" in query expansion), "masks",
-        "relay" (:func:`relay_localise`, with its masks), and the counts of
-        :func:`verify_shortlist` and :func:`relay_localise` ("count_plain_verified",
-        "count_synthesis_tried", ..., "count_relay_verified") and "count_query_features".
+        "relay" (:func:`relay_localise`, with its masks), "neighbours"
+        (:func:`verified_neighbours`), and the counts of :func:`verify_shortlist`,
+        :func:`relay_localise` and :func:`verified_neighbours` ("count_plain_verified",
+        "count_synthesis_tried", ..., "count_relay_verified", "count_neighbours_found") and
+        "count_query_features".
         A box with fewer features than ``verify.min_inliers`` is logged as a warning
         (:func:`few_features_warning`).
     progress : callable, optional
         Called with the name of each stage as it starts ("features", "retrieval",
-        "verification", "masks", "relay"), e.g. to show a long query's progress on a page.
+        "verification", "masks", "relay", "neighbours"), e.g. to show a long query's progress
+        on a page.
 
     Returns
     -------
@@ -1199,9 +1308,13 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
         tell("relay")
         results = relay_localise(index, results, config, n_jobs, stats)
     t4 = time.perf_counter()
+    if config.retrieval.neighbours:
+        tell("neighbours")
+        results = verified_neighbours(index, results, config, n_jobs, stats)
+    t5 = time.perf_counter()
     if timing is not None:
         timing.update(features=t1 - t0, retrieval=t2 - t1, verification=t3 - t2 - t_segment,
-                      masks=t_relay - t3 + t_segment, relay=t4 - t_relay)
+                      masks=t_relay - t3 + t_segment, relay=t4 - t_relay, neighbours=t5 - t4)
         timing.update({f"count_{k}" if not k.endswith("_s") else k: v for k, v in stats.items()})
         timing["expansion_s"] = t_expansion
         timing["count_query_features"] = len(query.keypoints)

@@ -130,7 +130,9 @@ class QueryService:
             for rank, r in enumerate(results, 1):
                 row = {"rank": rank, "image": r.name, "score": round(r.score, 4),
                        "inliers": r.inliers, "verified": r.verified, "mask": r.mask is not None,
-                       "relay": None if r.relay is None else self.index.names[r.relay]}
+                       "relay": None if r.relay is None else self.index.names[r.relay],
+                       "neighbour": (None if r.neighbour is None
+                                     else self.index.names[r.neighbour])}
                 if r.mask is not None:
                     db, _ = read_image(self.index.image_path(r.image_id), gray=False)
                     files[f"overlay/{rank}"] = _encode(_display(overlay(
@@ -335,7 +337,7 @@ function poll(id, t0){
     const out = document.getElementById('results');
     j.results.forEach(r => { const d = document.createElement('div'); d.className = 'res';
       d.innerHTML = (r.mask ? '<img class="overlay" src="/job/' + id + '/overlay/' + r.rank + '">' : '')
-        + '#' + r.rank + ' ' + r.image + '<br>inliers ' + r.inliers + (r.verified ? (r.relay ? ' (verified through ' + r.relay + ')' : ' (verified)') : '')
+        + '#' + r.rank + ' ' + r.image + '<br>inliers ' + r.inliers + (r.verified ? (r.relay ? ' (verified through ' + r.relay + ')' : ' (verified)') : (r.neighbour ? ' (same scene as ' + r.neighbour + ', not localised)' : ''))
         + ' score ' + r.score + (r.mask ? ' <a href="/job/' + id + '/mask/' + r.rank + '">mask</a>' : '');
       out.appendChild(d); });
   }).catch(e => msg(String(e)));

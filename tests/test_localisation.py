@@ -299,7 +299,8 @@ def test_relay_localises_a_frame_the_query_cannot_verify(prmini_root, tmp_path):
     with the query; it does with the nearest frame, which the query verifies. Localised
     through that relay, its mask covers the labelled scooter, also when the relay finds it
     in its own ranking rather than the query's; frames of other videos in the database are
-    not localised through it."""
+    not localised through it. Frames 30 and 40, which nothing localises, rank next as
+    verified neighbours: 30 of the relayed frame 20, 40 of 30 (two rounds)."""
     from classicpr.datasets import load_label_polygons, load_revisitop
     from classicpr.index import Index
     from classicpr.metrics import Prediction, clean_pair_iou
@@ -314,13 +315,15 @@ def test_relay_localises_a_frame_the_query_cannot_verify(prmini_root, tmp_path):
     index = Index.build(ds.image_dir, tmp_path / "idx", names=[ds.db_file(i) for i in ids],
                         vocab_size=512, n_jobs=2, progress=False)
     frame20 = ids.index(ds.imlist.index("davis_scooter-black_00020"))
-    by_id = {}
+    by_id, ranked = {}, {}
     settings = {0: {"verify.relay_images": 0}, 3: {},
-                "own": {"verify.relay_candidates": 0}}  # the relay's own ranking only
+                "own": {"verify.relay_candidates": 0},  # the relay's own ranking only
+                "no neighbours": {"retrieval.neighbours": 0}}
     for key, setting in settings.items():
         results = run_query(index, ds.image_dir / ds.query_file(q), ds.query_box(q),
                             Config().updated(setting), n_jobs=2)
         by_id[key] = {r.image_id: r for r in results}
+        ranked[key] = [r.image_id for r in results]
     assert not by_id[0][frame20].localised
     own = by_id["own"][frame20]
     assert own.localised and own.relay is not None
@@ -333,6 +336,13 @@ def test_relay_localises_a_frame_the_query_cannot_verify(prmini_root, tmp_path):
     assert iou > 0.6, iou
     for i in range(len(positives), len(ids)):
         assert by_id[3][i].relay is None and not by_id[3][i].localised
+        assert by_id[3][i].neighbour is None
+    frame30, frame40 = (ids.index(ds.imlist.index(f"davis_scooter-black_000{n}")) for n in (30, 40))
+    assert by_id[3][frame30].neighbour == frame20 and by_id[3][frame40].neighbour == frame30
+    assert not by_id[3][frame30].localised and not by_id[3][frame40].localised
+    assert ranked[3][:len(positives)] == [i for i in ranked[3] if by_id[3][i].verified] + [
+        frame30, frame40]
+    assert all(r.neighbour is None for r in by_id["no neighbours"].values())
     # the relay's region: an object mask's bounding box; a projected box's own pixels
     relay = by_id[3][r.relay]
     features, cue = relay_query(index, relay, "ratio", MaskConfig())

@@ -242,7 +242,8 @@ def test_expansion_with_whole_verified_images_lifts_frames_verification_misses(p
         config = Config().updated({"retrieval.expansion": expansion,
                                    "retrieval.expansion_region": region,
                                    "verify.synthesis_candidates": 0,
-                                   "verify.relay_images": 0})  # expansion alone
+                                   "verify.relay_images": 0,
+                                   "retrieval.neighbours": 0})  # expansion alone
         results = run_query(index, ds.image_dir / ds.query_file(q), ds.query_box(q), config,
                             n_jobs=2)
         ranks[expansion, region] = {r.image_id: k for k, r in enumerate(results)
