@@ -178,13 +178,14 @@ class RetrievalConfig(_Section):
         "descriptors does); 'box' = those its homography maps back inside the query box "
         "(Chum et al.'s spatially constrained expansion)", choices=("image", "box"))
     neighbours: int = _param(
-        3, "verified neighbours: after localisation, each of the best localised images "
-        "ranks the database by its whole frame, and its this many most similar images that "
-        "verify against it (Hamming correspondences of stored features) rank right after "
-        "the localised ones (0 = off)", low=0)
+        3, "verified neighbours: after relay localisation, each of the best verified images "
+        "ranks the database by its whole frame, and those of its this many most similar "
+        "images that verify against it (Hamming correspondences of stored features) rank "
+        "right after the verified ones, without a region (0 = off)", low=0)
     neighbour_sources: int = _param(
         5, "verified neighbours: at most this many images look for neighbours in each "
-        "round (the localised ones first, most inliers first)", low=1)
+        "round (first the verified ones, most inliers first; then the neighbours found in "
+        "the round before)", low=1)
     neighbour_hops: int = _param(
         2, "verified neighbours: rounds; the neighbours found in one round look for "
         "neighbours in the next", low=1)
