@@ -201,7 +201,9 @@ def cmd_query(args) -> int:
                         if f in formats})
         rows.append(row)
         print(f"{rank + 1:3d}  {r.name}\tscore {r.score:.4f}\tinliers {r.inliers}"
-              + ("\tverified" if r.verified else ""))
+              + ("\tverified" if r.verified else "")
+              + (f"\tneighbour of {index.names[r.neighbour]}" if r.neighbour is not None
+                 else ""))
     write_json(out / "results.json", {"query": {"image": str(args.image), "box": args.box,
                                                 "index": str(args.index),
                                                 "features": n_features},
