@@ -28,8 +28,11 @@ index's vocabulary and is trained (faiss k-means) on all database descriptors.
 """
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # rparis_sample
 
 
 def export(root, name, index_dir, out):
@@ -50,12 +53,10 @@ def export(root, name, index_dir, out):
 
 
 def export_rparis(image_dir, gnd, index_dir, out):
-    from pathlib import Path
     from classicpr.features import rootsift
     from classicpr.index import Index
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from rparis_sample import sample_ground_truth
-    names, related = sample_ground_truth(image_dir, gnd)
+    _, related = sample_ground_truth(image_dir, gnd)
     index = Index.load(index_dir)
     store = index.feature_store()
     db = [rootsift(store.load(n)[1]) for n in index.names]
@@ -68,17 +69,12 @@ def export_rparis(image_dir, gnd, index_dir, out):
 
 
 def score_rparis(image_dir, gnd, features, asmk_ranks):
-    from classicpr.metrics import average_precision
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
-    from rparis_sample import sample_ground_truth
+    from rparis_sample import query_ap, sample_ground_truth
     _, related = sample_ground_truth(image_dir, gnd)
     f, a = np.load(features), np.load(asmk_ranks)
     names = [str(n)[:-4] for n in f["names"]]
-    aps = []
-    for j, k in enumerate(f["query_images"]):
-        ranked = [names[i] for i in a["ranks"][:, j] if i != k]
-        hits = np.flatnonzero([r in related[names[k]] for r in ranked])
-        aps.append(average_precision(hits, len(related[names[k]])))
+    aps = [query_ap([names[i] for i in a["ranks"][:, j]], names[k], related)
+           for j, k in enumerate(f["query_images"])]
     print(f"asmk package: mAP {100 * np.mean(aps):.1f} over {len(aps)} queries, "
           f"query median {1000 * np.median(a['query_s']):.1f} ms")
 

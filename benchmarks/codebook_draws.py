@@ -35,8 +35,7 @@ from classicpr.embedding import (HammingEmbedding, hamming, majority_signatures,
                                  pack_bits, selective_similarity)
 from classicpr.features import rootsift  # noqa: E402
 from classicpr.index import Index  # noqa: E402
-from classicpr.metrics import average_precision  # noqa: E402
-from rparis_sample import sample_ground_truth  # noqa: E402
+from rparis_sample import query_ap, sample_ground_truth  # noqa: E402
 
 
 def nearest_words(x: np.ndarray, centroids: np.ndarray, m: int) -> np.ndarray:
@@ -55,10 +54,12 @@ def by_word(words: np.ndarray, rows: np.ndarray):
 
 
 def classicpr_vectors(x, words, embedding, side):
-    """ASMK* vectors of one image: (distinct words, (U, 2) uint64)."""
-    words, x, starts, unique = by_word(words, x)
+    """ASMK* vectors of one image: (distinct words, (U, 2) uint64). The query's are
+    ``HammingEmbedding.aggregate``'s (``words`` (N, 5)), a database image's the majority
+    of its features' signatures (``words`` (N,))."""
     if side == "query":
-        return unique, pack_bits(np.add.reduceat(embedding.residuals(x, words), starts, axis=0) > 0)
+        return embedding.aggregate(x, words)
+    words, x, starts, unique = by_word(words, x)
     counts = np.diff(np.r_[starts, len(words)])
     return unique, majority_signatures(embedding.signatures(x, words), starts, counts)
 
@@ -95,9 +96,8 @@ class RParisSample:
         for k, scores in ranked_scores.items():
             scores = scores.copy()
             scores[k] = -np.inf
-            ranked = [self.names[i] for i in np.argsort(-scores, kind="stable") if i != k]
-            hits = np.flatnonzero([r in self.related[self.names[k]] for r in ranked])
-            aps.append(average_precision(hits, len(self.related[self.names[k]])))
+            ranked = [self.names[i] for i in np.argsort(-scores, kind="stable")]
+            aps.append(query_ap(ranked, self.names[k], self.related))
         return f"{100 * np.mean(aps):.1f}"
 
 
@@ -149,8 +149,7 @@ def main(argv=None):
         words = [nearest_words(f, centroids, 1)[:, 0] for f in x]
         embedding = HammingEmbedding.train(everything, np.concatenate(words), len(centroids),
                                            seed=0, bits=128)
-        assigned = {q: (np.repeat(f, 5, axis=0), nearest_words(f, centroids, 5).reshape(-1))
-                    for q, f in data.queries.items()}
+        assigned = {q: (f, nearest_words(f, centroids, 5)) for q, f in data.queries.items()}
         row = {}
         for kernel in scores:
             if kernel == "classicpr":
@@ -159,7 +158,8 @@ def main(argv=None):
                            for q, (f, w) in assigned.items()}
             else:
                 db = [package_vectors(f, w, centroids) for f, w in zip(x, words)]
-                queries = {q: package_vectors(f, w, centroids) for q, (f, w) in assigned.items()}
+                queries = {q: package_vectors(np.repeat(f, 5, axis=0), w.reshape(-1), centroids)
+                           for q, (f, w) in assigned.items()}
             row[kernel] = data.score({q: asmk_scores(v, db) for q, v in queries.items()})
             scores[kernel].append([float(v) for v in row[kernel].split(" / ")])
         print(f"{label:24s} classicpr {row['classicpr']:>13s}   asmk package {row['asmk package']:>13s}",

@@ -22,8 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from classicpr import Config, Index, run_query  # noqa: E402
 from classicpr.config import parse_assignments  # noqa: E402
-from classicpr.metrics import average_precision  # noqa: E402
-from rparis_sample import sample_ground_truth  # noqa: E402
+from rparis_sample import query_ap, sample_ground_truth  # noqa: E402
 
 
 def main(argv=None):
@@ -58,8 +57,7 @@ def main(argv=None):
                 results = run_query(index, Path(args.image_dir) / (n + ".jpg"), None, config,
                                     n_jobs=args.n_jobs)
                 seconds[key].append(time.perf_counter() - t0)
-                hits = np.flatnonzero([r.name[:-4] in related[n] for r in results])
-                aps[key].append(average_precision(hits, len(related[n])))
+                aps[key].append(query_ap([r.name[:-4] for r in results], n, related))
     for key in configs:
         print(f"{key}: mAP {100 * np.mean(aps[key]):.1f} over {len(queries)} queries, "
               f"{np.median(seconds[key]):.2f} s / query (median)")

@@ -11,7 +11,7 @@ common with it. Usage::
 import pickle
 import sys
 from pathlib import Path
-from typing import Dict, List, Set, Tuple
+from typing import Dict, List, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -34,6 +34,14 @@ def sample_ground_truth(image_dir: str, gnd_path: str) -> Tuple[List[str], Dict[
     return names, related
 
 
+def query_ap(ranked: Sequence[str], query: str, related: Dict[str, Set[str]]) -> float:
+    """Average precision of a ranking of image names (no extension) for the sample image
+    ``query``, itself left out, against its ``related`` images
+    (:func:`sample_ground_truth`)."""
+    hits = np.flatnonzero([r in related[query] for r in ranked if r != query])
+    return average_precision(hits, len(related[query]))
+
+
 def main(image_dir: str, gnd_path: str, index_dir: str, bits: str = "64") -> None:
     names, related = sample_ground_truth(image_dir, gnd_path)
     index = Index.build(image_dir, index_dir, names=[n + ".jpg" for n in names], n_jobs=2,
@@ -46,9 +54,7 @@ def main(image_dir: str, gnd_path: str, index_dir: str, bits: str = "64") -> Non
             cfg = RetrievalConfig(scoring=scoring)
             query = extract_query(index, Path(image_dir) / (n + ".jpg"))
             ids, _ = retrieve(index, retrieval_query(index, query, cfg), cfg)
-            ranked = [index.names[i][:-4] for i in ids if index.names[i][:-4] != n]
-            hits = np.flatnonzero([r in related[n] for r in ranked])
-            aps.append(average_precision(hits, len(related[n])))
+            aps.append(query_ap([index.names[i][:-4] for i in ids], n, related))
         print(f"{scoring}: mAP {100 * np.mean(aps):.1f} over {len(aps)} queries")
 
 

@@ -126,7 +126,7 @@ def _one_size(image_dir: Path, names: List[str], vocab_path: Path, work: Path, n
     """Build and query one database (runs in its own process)."""
     from .config import Config
     from .index import Index
-    from .pipeline import run_query
+    from .pipeline import QUERY_STAGES, run_query
     from .vocabulary import Vocabulary
     vocab = Vocabulary.load(vocab_path)
     t0 = time.perf_counter()
@@ -137,10 +137,10 @@ def _one_size(image_dir: Path, names: List[str], vocab_path: Path, work: Path, n
     n_desc = int(index.invfile.offsets[-1])
     rng = np.random.default_rng(0)
     qids = rng.choice(len(names), min(n_queries, len(names)), replace=False)
-    splits: Dict[str, list] = {"retrieval": [], "verification": [], "synthesis": [], "masks": [],
-                               "relay": [], "neighbours": [],
-                               "masks_grabcut": [], "retrieval_bow": [],
-                               "verification_hamming": [], "verification_ratio_plain": []}
+    stages = QUERY_STAGES[1:]  # the query's own SIFT left out
+    splits: Dict[str, list] = {k: [] for k in stages + (
+        "synthesis", "masks_grabcut", "retrieval_bow", "verification_hamming",
+        "verification_ratio_plain")}
     for q in qids:
         w, h = index.invfile.sizes[q]
         box = (0.25 * w, 0.25 * h, 0.75 * w, 0.75 * h)
@@ -150,7 +150,7 @@ def _one_size(image_dir: Path, names: List[str], vocab_path: Path, work: Path, n
             run_query(index, img, box, Config().updated({"mask.method": mask, "mask.top": 20}),
                       n_jobs=n_jobs, timing=t)
             if mask == "projected":
-                for k in ("retrieval", "verification", "masks", "relay", "neighbours"):
+                for k in stages:
                     splits[k].append(t[k])
                 splits["synthesis"].append(t["synthesis_s"])  # part of verification
             else:
@@ -170,8 +170,7 @@ def _one_size(image_dir: Path, names: List[str], vocab_path: Path, work: Path, n
         t = {}
         run_query(index, str(image_dir / names[q]), (0.25 * w, 0.25 * h, 0.75 * w, 0.75 * h),
                   Config.preset("paper").updated({"mask.top": 20}), n_jobs=n_jobs, timing=t)
-        exhaustive.append(t["retrieval"] + t["verification"] + t["masks"] + t["relay"]
-                          + t["neighbours"])
+        exhaustive.append(sum(t[k] for k in stages))
     med = {k: 1000 * float(np.median(v)) for k, v in splits.items()}
     disk = (work / "index" / "index.npz").stat().st_size
     features_disk = sum(p.stat().st_size for p in (work / "index" / "features").glob("**/*.npz"))
@@ -191,8 +190,7 @@ def _one_size(image_dir: Path, names: List[str], vocab_path: Path, work: Path, n
                      "of_which_view_synthesis": med["synthesis"],
                      "masks": med["masks"], "masks_grabcut": med["masks_grabcut"],
                      "relay": med["relay"], "neighbours": med["neighbours"],
-                     "total": med["retrieval"] + med["verification"] + med["masks"] + med["relay"]
-                     + med["neighbours"]},
+                     "total": sum(med[k] for k in stages)},
         "exhaustive_ms_per_query": 1000 * float(np.median(exhaustive)) if exhaustive else None,
         "peak_rss_mb": _peak_rss_mb(), "peak_rss_build_mb": rss_build,
     }

@@ -25,7 +25,7 @@ from .metrics import (Prediction, clean_pair_iou, clean_pixel_scores, image_map,
                       official_pair_iou, official_pixel_scores, per_query_scores,
                       precision_recall_curve)
 from .parallel import run_parallel
-from .pipeline import run_query
+from .pipeline import QUERY_STAGES, run_query
 
 log = logging.getLogger("classicpr")
 
@@ -218,7 +218,7 @@ def evaluate_benchmark(root: PathLike, name: str, index_dir: PathLike,
         ranks[:, q] = ranking
         polygons.update({(q, i): p for i, p in polys.items()})
         clean_ious.update({(q, i): v for i, v in ious.items()})
-        for k in ("features", "retrieval", "verification", "masks", "relay", "neighbours"):
+        for k in QUERY_STAGES:
             stages.setdefault(k, []).append(timing[k])
         per_query.append(sum(v[-1] for v in stages.values()))
         for k, v in timing.items():

@@ -422,6 +422,22 @@ def retrieve(index: Index, query: RetrievalQuery, config: RetrievalConfig,
     return index.retrieve_asmk(words, vectors, config.alpha, config.tau)
 
 
+def stored_ranking(index: Index, words: np.ndarray, signatures: np.ndarray,
+                   config: RetrievalConfig) -> np.ndarray:
+    """The database ranked for stored features of a database image: their words (K,) and
+    signatures (K, W), one word per feature, scored with ``config.scoring`` (for "asmk"
+    the signatures of a word taken by bitwise majority as its vector).
+
+    Returns
+    -------
+    ids : (n,) int64 array, best first.
+    """
+    if config.scoring == "bow":
+        return index.retrieve(words)[0]
+    unique, vectors = _majority_by_word(words, signatures)
+    return index.retrieve_asmk(unique, vectors, config.alpha, config.tau)[0]
+
+
 def _majority_by_word(words: np.ndarray, vectors: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """Distinct words (sorted) and the bitwise majority of the vectors in each; a tie takes
     the word's first vector in input order."""
@@ -917,8 +933,7 @@ def relay_region(relay: QueryResult, keypoints: np.ndarray, config: MaskConfig
 
 def relay_ranking(index: Index, relay: QueryResult, config: Config) -> np.ndarray:
     """The database ranked for a relay's region (:func:`relay_region`) by its stored
-    words and signatures, one word per feature (the signatures of a word taken by bitwise
-    majority as its ASMK* vector), with ``config.retrieval``'s scoring.
+    features (:func:`stored_ranking`), with ``config.retrieval``'s scoring.
 
     Returns
     -------
@@ -930,11 +945,8 @@ def relay_ranking(index: Index, relay: QueryResult, config: Config) -> np.ndarra
     _, region = relay_region(relay, stored.keypoints, config.mask)
     if not region.any():
         return np.zeros(0, np.int64)
-    words = stored.words[region]
-    if config.retrieval.scoring == "bow":
-        return index.retrieve(words)[0]
-    unique, vectors = _majority_by_word(words, stored.signatures[region])
-    return index.retrieve_asmk(unique, vectors, config.retrieval.alpha, config.retrieval.tau)[0]
+    return stored_ranking(index, stored.words[region], stored.signatures[region],
+                          config.retrieval)
 
 
 def relay_query(index: Index, relay: QueryResult, method: str, config: MaskConfig
@@ -1117,19 +1129,15 @@ def _relay_masks(index: Index, relayed: Sequence[Tuple[QueryResult, QueryResult,
 
 # ---------------------------------------------------------------------- 7. verified neighbours
 def frame_ranking(index: Index, image_id: int, config: RetrievalConfig) -> np.ndarray:
-    """The database ranked for one database image's whole frame, by its stored words and
-    signatures (one word per feature; ASMK* vectors by bitwise majority), with
-    ``config.scoring``.
+    """The database ranked for one database image's whole frame, by its stored features
+    (:func:`stored_ranking`), with ``config.scoring``.
 
     Returns
     -------
     ids : (n,) int64 array, best first (the image itself included).
     """
     stored = index.candidate(image_id)
-    if config.scoring == "bow":
-        return index.retrieve(stored.words)[0]
-    unique, vectors = _majority_by_word(stored.words, stored.signatures)
-    return index.retrieve_asmk(unique, vectors, config.alpha, config.tau)[0]
+    return stored_ranking(index, stored.words, stored.signatures, config)
 
 
 def frame_query(index: Index, image_id: int) -> QueryFeatures:
@@ -1214,6 +1222,10 @@ def verified_neighbours(index: Index, results: List[QueryResult], config: Config
 
 
 # ---------------------------------------------------------------------- the query
+#: The stages :func:`run_query` times, in order (seconds in its ``timing``).
+QUERY_STAGES = ("features", "retrieval", "verification", "masks", "relay", "neighbours")
+
+
 def few_features_warning(n_features: int, min_inliers: int) -> Optional[str]:
     """What to tell a user whose query box holds too few features to verify anything
     (None when there are enough)."""
