@@ -197,8 +197,8 @@ class VerifyConfig(_Section):
 
     Attributes
     ----------
-    shortlist, method, hamming_threshold, query_assignments, ratio, acceptance,
-    min_inliers, weak_geometry, max_per_word, ransac_threshold, max_iters, refit,
+    shortlist, method, hamming_threshold, hamming_retry_threshold, query_assignments, ratio,
+    acceptance, min_inliers, weak_geometry, max_per_word, ransac_threshold, max_iters, refit,
     max_scale_change, min_area_fraction, synthesis_tilts, synthesis_candidates,
     synthesis_features, synthesis_fit, min_weak_inliers, relay_images, relay_candidates,
     relay_retrieval
@@ -218,6 +218,12 @@ class VerifyConfig(_Section):
     hamming_threshold: float = _param(
         0.375, "method 'hamming': most differing bits of a correspondence's signatures, as a "
         "fraction of their length (24 of 64 bits, Jegou et al.'s threshold)", low=0.0, high=0.5)
+    hamming_retry_threshold: float = _param(
+        0.3125, "method 'hamming': a candidate that fails verification is verified once more "
+        "with only the correspondences whose signatures differ in at most this fraction of "
+        "their bits, fewer and surer pairs for where chance pairs outnumber the true ones "
+        "(extreme zoom); the a-contrario test counts both tries. 0, or not below "
+        "hamming_threshold = off", low=0.0, high=0.5)
     query_assignments: int = _param(
         5, "method 'hamming': each query feature is matched in its this many nearest words "
         "(multiple assignment on the query side, as retrieval.query_assignments)", low=1,

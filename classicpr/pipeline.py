@@ -461,8 +461,9 @@ def _expanded_vectors(words: np.ndarray, vectors: np.ndarray,
 # ---------------------------------------------------------------------- 3. verification
 def _verify_batch(args) -> List[PairVerification]:
     """Verify a batch of candidates in a worker; descriptors (ratio method) are read from
-    the feature store one candidate at a time, so memory stays bounded."""
-    query, cue, candidates, config, store = args
+    the feature store one candidate at a time, so memory stays bounded. ``log_tests`` is
+    added to every model's log10 NFA (the homography tests each candidate can get)."""
+    query, cue, candidates, config, store, log_tests = args
     ratio = config.method == "ratio"
     qroot = rootsift(query.descriptors) if ratio else None
     croot = rootsift(query.context.descriptors) if ratio and query.context is not None else None
@@ -475,7 +476,7 @@ def _verify_batch(args) -> List[PairVerification]:
         else:
             qi, di = _word_correspondences(query.words, query.hamming, cand, config)
         v = verify_pair(query.keypoints, cand.keypoints, qi, di, query.box, cand.size, config,
-                        cand.feature_scale)
+                        cand.feature_scale, log_tests)
 
         def context_correspondences():
             if ratio:
@@ -485,6 +486,17 @@ def _verify_batch(args) -> List[PairVerification]:
         out.append(_with_object(PairVerification(v), query, cue, cand, qi, di,
                                 context_correspondences, config))
     return out
+
+
+def _retries_strict_hamming(config: VerifyConfig) -> bool:
+    """Whether a shortlisted image that nothing verifies with Hamming correspondences (plain
+    or through synthesised views) is verified once more with only those within
+    ``config.hamming_retry_threshold``: where chance pairs outnumber the few true ones
+    (extreme zoom, little overlap), the true ones alone can be meaningful to the
+    a-contrario test. Both plain tries count in the number of false alarms (x2), so a
+    chance model is no likelier to pass."""
+    return (config.method == "hamming"
+            and 0 < config.hamming_retry_threshold < config.hamming_threshold)
 
 
 def _word_correspondences(words: Optional[np.ndarray], hamming: Optional[HammingQuery],
@@ -589,7 +601,9 @@ def verify_shortlist(index: Index, query: QueryFeatures, shortlist: Sequence[int
     not verified yet (inside the shortlist or not: at extreme tilts the plain BoW score no
     longer ranks the right images first) are matched to the views. The next tilt is tried
     only for those still unverified among its own candidates. Images verified plainly are
-    never matched to views.
+    never matched to views. With Hamming correspondences, shortlisted images still
+    unverified are then tried once more with the surest of them
+    (:func:`_retries_strict_hamming`).
 
     Parameters
     ----------
@@ -604,7 +618,8 @@ def verify_shortlist(index: Index, query: QueryFeatures, shortlist: Sequence[int
     n_jobs : int
     stats : dict, optional
         Filled with counts: "plain_verified", "synthesis_tried", "synthesis_verified",
-        "views", and "synthesis_s" (seconds in view synthesis and view matching).
+        "views", "strict_verified" (by the Hamming retry), and "synthesis_s" (seconds in
+        view synthesis and view matching).
 
     Returns
     -------
@@ -612,7 +627,7 @@ def verify_shortlist(index: Index, query: QueryFeatures, shortlist: Sequence[int
     """
     stats = stats if stats is not None else {}
     stats.update(plain_verified=0, synthesis_tried=0, synthesis_verified=0, views=0,
-                 synthesis_s=0.0)
+                 synthesis_s=0.0, strict_verified=0)
     if len(shortlist) == 0:
         return {}
     store = None
@@ -632,13 +647,36 @@ def verify_shortlist(index: Index, query: QueryFeatures, shortlist: Sequence[int
     elif context is not None and config.method == "words":
         context.with_words(index)
     sent = dataclasses.replace(query, gray=None, context=context)
-    jobs = [(sent, cue, batch, config, store) for batch in _batches(candidates, n_jobs)]
+    retry = _retries_strict_hamming(config)
+    log_tests = float(np.log10(2.0)) if retry else 0.0
+    jobs = [(sent, cue, batch, config, store, log_tests)
+            for batch in _batches(candidates, n_jobs)]
     plain = [p for batch in run_parallel(_verify_batch, jobs, n_jobs, progress=False)
              for p in batch]
     verified = {c.image_id: p for c, p in zip(candidates, plain)}
     stats["plain_verified"] = sum(p.plain.verified for p in plain)
-    if query.gray is None or config.synthesis_candidates == 0 or all(p.plain.verified for p in plain):
-        return verified
+    if not (query.gray is None or config.synthesis_candidates == 0
+            or all(p.plain.verified for p in plain)):
+        _verify_views(index, query, verified, config, retrieval, store, n_jobs, stats)
+    if retry:
+        failed = [c for c in candidates if not verified[c.image_id].plain.verified]
+        strict = dataclasses.replace(config, hamming_threshold=config.hamming_retry_threshold)
+        jobs = [(sent, cue, batch, strict, store, log_tests) for batch in _batches(failed, n_jobs)]
+        retried = [p for batch in run_parallel(_verify_batch, jobs, n_jobs, progress=False)
+                   for p in batch]
+        for c, p in zip(failed, retried):
+            if p.plain.verified:
+                verified[c.image_id] = p
+        stats["strict_verified"] = sum(p.plain.verified for p in retried)
+    return verified
+
+
+def _verify_views(index: Index, query: QueryFeatures, verified: Dict[int, PairVerification],
+                  config: VerifyConfig, retrieval: Optional[RetrievalConfig], store,
+                  n_jobs: Optional[int], stats: Dict[str, float]) -> None:
+    """View synthesis: match the query box's synthesised tilted views to the images most
+    similar to them that are not verified yet, one tilt at a time; ``verified`` (image id
+    -> PairVerification) gains every image tried."""
     t0 = time.perf_counter()
     for tilt in parse_tilts(config.synthesis_tilts):
         per_view = max(1, config.synthesis_features // len(view_angles(tilt)))
@@ -669,7 +707,6 @@ def verify_shortlist(index: Index, query: QueryFeatures, shortlist: Sequence[int
             elif i not in verified:
                 verified[i] = PairVerification(v)
     stats["synthesis_s"] = time.perf_counter() - t0
-    return verified
 
 
 def _views_ranking(index: Index, view_of: np.ndarray, view_root: np.ndarray,
