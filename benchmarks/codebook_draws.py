@@ -21,7 +21,10 @@ Kernels, both ASMK* with alpha 3, tau 0 and 128-bit vectors:
 * classicpr: the query's vector in a word is the sign of its features' summed projected
   residuals, a database image's the majority of its features' signatures;
 * asmk package: the sign of the summed residuals ``x - c`` in RootSIFT's own 128
-  dimensions, on both sides.
+  dimensions, on both sides;
+* classicpr, summed on both sides: classicpr's, with a database image's vector taken as
+  the query's is (``HammingEmbedding.aggregate`` of its raw descriptors) instead of the
+  majority of its features' signatures.
 """
 import argparse
 import sys
@@ -143,7 +146,7 @@ def main(argv=None):
                           max_points_per_centroid=len(everything) // k + 1)
         km.train(everything)
         codebooks[f"k-means seed {seed}"] = km.centroids
-    scores = {"classicpr": [], "asmk package": []}
+    scores = {"classicpr": [], "asmk package": [], "classicpr, summed on both sides": []}
     for label, centroids in codebooks.items():
         centroids = np.asarray(centroids, np.float32)
         words = [nearest_words(f, centroids, 1)[:, 0] for f in x]
@@ -152,8 +155,9 @@ def main(argv=None):
         assigned = {q: (f, nearest_words(f, centroids, 5)) for q, f in data.queries.items()}
         row = {}
         for kernel in scores:
-            if kernel == "classicpr":
-                db = [classicpr_vectors(f, w, embedding, "database") for f, w in zip(x, words)]
+            if kernel.startswith("classicpr"):
+                db = [embedding.aggregate(f, w) if kernel.endswith("both sides") else
+                      classicpr_vectors(f, w, embedding, "database") for f, w in zip(x, words)]
                 queries = {q: classicpr_vectors(f, w, embedding, "query")
                            for q, (f, w) in assigned.items()}
             else:
@@ -162,7 +166,7 @@ def main(argv=None):
                            for q, (f, w) in assigned.items()}
             row[kernel] = data.score({q: asmk_scores(v, db) for q, v in queries.items()})
             scores[kernel].append([float(v) for v in row[kernel].split(" / ")])
-        print(f"{label:24s} classicpr {row['classicpr']:>13s}   asmk package {row['asmk package']:>13s}",
+        print(f"{label:24s} " + "   ".join(f"{kernel} {row[kernel]:>13s}" for kernel in scores),
               flush=True)
     for kernel, values in scores.items():
         v = np.array(values)
