@@ -219,11 +219,11 @@ class VerifyConfig(_Section):
         0.375, "method 'hamming': most differing bits of a correspondence's signatures, as a "
         "fraction of their length (24 of 64 bits, Jegou et al.'s threshold)", low=0.0, high=0.5)
     hamming_retry_threshold: float = _param(
-        0.3125, "method 'hamming': a candidate that fails verification is verified once more "
-        "with only the correspondences whose signatures differ in at most this fraction of "
-        "their bits, fewer and surer pairs for where chance pairs outnumber the true ones "
-        "(extreme zoom); the a-contrario test counts both tries. 0, or not below "
-        "hamming_threshold = off", low=0.0, high=0.5)
+        0.3125, "method 'hamming': a shortlisted image that neither plain verification nor "
+        "the synthesised views verify is verified once more with only the correspondences "
+        "whose signatures differ in at most this fraction of their bits: fewer, surer pairs, "
+        "for when chance pairs outnumber the true ones (extreme zoom); the a-contrario test "
+        "counts both tries. Off at 0, or at or above hamming_threshold", low=0.0, high=0.5)
     query_assignments: int = _param(
         5, "method 'hamming': each query feature is matched in its this many nearest words "
         "(multiple assignment on the query side, as retrieval.query_assignments)", low=1,
