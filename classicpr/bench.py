@@ -271,9 +271,8 @@ def _child() -> None:
 def format_table(result: dict) -> str:
     """The bench JSON as a plain-text table."""
     lines = [f"{'images':>7} {'extract ms/img':>14} {'build s':>8} {'KB/img':>7} {'retr ms':>8} "
-             f"{'verif ms':>8} {'views ms':>8} {'masks ms':>8} {'total ms':>8} {'exhaust ms':>10} "
-             f"{'peak MB':>8} "
-             f"{'build MB':>8}"]
+             f"{'verif ms':>8} {'views ms':>8} {'masks ms':>8} {'relay ms':>8} {'nbrs ms':>8} "
+             f"{'total ms':>8} {'exhaust ms':>10} {'peak MB':>8} {'build MB':>8}"]
     for n in result["sizes"]:
         r = result["results"][str(n)]
         q = r["query_ms"]
@@ -281,7 +280,8 @@ def format_table(result: dict) -> str:
         lines.append(f"{n:>7} {r['extract_ms_per_image']:>14.1f} {r['index_build_s']:>8.1f} "
                      f"{r['index_bytes_per_image'] / 1024:>7.1f} {q['retrieval']:>8.1f} "
                      f"{q['verification']:>8.1f} {q.get('of_which_view_synthesis', float('nan')):>8.1f} "
-                     f"{q['masks']:>8.1f} {q['total']:>8.1f} "
+                     f"{q['masks']:>8.1f} {q.get('relay', float('nan')):>8.1f} "
+                     f"{q.get('neighbours', float('nan')):>8.1f} {q['total']:>8.1f} "
                      f"{(ex if ex is not None else float('nan')):>10.0f} {r['peak_rss_mb']:>8.0f} "
                      f"{r['peak_rss_build_mb']:>8.0f}")
     lines.append(f"{'images':>7} {'asmk ms':>8} {'bow ms':>8} {'ratio ms':>8} {'hamming ms':>10} "

@@ -105,9 +105,13 @@ def test_bench_smoke(tmp_path):
     row = r["results"]["10"]
     assert row["n"] == 10 and row["index_bytes_per_image"] > 0 and row["peak_rss_mb"] > 50
     assert row["query_ms"]["total"] > 0 and row["exhaustive_ms_per_query"] > 0
+    q = row["query_ms"]  # the total is the sum of the timed query stages
+    stages = ("retrieval", "verification", "masks", "relay", "neighbours")
+    assert abs(q["total"] - sum(q[k] for k in stages)) < 1e-6 * max(q["total"], 1.0)
     assert r["build_overhead_vs_bare_sift"] > 0.5 and r["speedup_2_jobs"] > 0
     assert r["hardware_speedup_2"] > 0.5
-    assert "n_jobs=2 speedup" in format_table(r)
+    table = format_table(r)
+    assert "n_jobs=2 speedup" in table and "relay ms" in table and "nbrs ms" in table
     assert json.loads((tmp_path / "b.json").read_text())["sizes"] == [6, 10]
 
 
