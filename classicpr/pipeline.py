@@ -118,6 +118,13 @@ class HammingQuery:
     feature: np.ndarray
     assignments: int
 
+    @classmethod
+    def one_word(cls, words: np.ndarray, signatures: np.ndarray) -> "HammingQuery":
+        """Features each in its one word (M,), with its signature (M, W): as the index
+        stores database features."""
+        words = np.asarray(words)
+        return cls(words, signatures, np.arange(len(words), dtype=np.int64), 1)
+
     def subset(self, features: np.ndarray) -> "HammingQuery":
         """The entries of ``features`` (F,) int array, renumbered 0 .. F - 1 in that order."""
         features = np.asarray(features, np.int64)
@@ -139,7 +146,7 @@ def hamming_query(vocabulary: Vocabulary, x: np.ndarray, assignments: int,
     if assignments == 1:
         w = vocabulary.assign(x, n_jobs=1) if words is None else np.asarray(words)
         sig = vocabulary.embedding.signatures(x, w) if signatures is None else signatures
-        return HammingQuery(w, sig, np.arange(n, dtype=np.int64), 1)
+        return HammingQuery.one_word(w, sig)
     nearest = vocabulary.assign_multiple(x, assignments)
     feature = np.repeat(np.arange(n, dtype=np.int64), nearest.shape[1])
     w = nearest.reshape(-1)
@@ -1037,7 +1044,7 @@ def relay_query(index: Index, relay: QueryResult, method: str, config: MaskConfi
     def part(sel):
         if method == "ratio":
             return keypoints[sel], descriptors[sel], words, None, None
-        one = HammingQuery(words[sel], signatures[sel], np.arange(int(sel.sum()), dtype=np.int64), 1)
+        one = HammingQuery.one_word(words[sel], signatures[sel])
         return keypoints[sel], no_descriptors, words[sel], signatures[sel], one
 
     kps, desc, wds, sigs, one = part(region)
@@ -1181,12 +1188,10 @@ def frame_query(index: Index, image_id: int) -> QueryFeatures:
     """A database image's whole frame as a query for Hamming verification: its stored
     keypoints, words and signatures, each feature in its one word."""
     stored = index.candidate(image_id)
-    n = len(stored.words)
     w, h = index.image_size(image_id)
-    one = HammingQuery(stored.words, stored.signatures, np.arange(n, dtype=np.int64), 1)
     return QueryFeatures(stored.keypoints, np.empty((0, 128), np.uint8), stored.words,
                          stored.signatures, (w, h), np.array([0.0, 0.0, w - 1.0, h - 1.0]),
-                         hamming=one)
+                         hamming=HammingQuery.one_word(stored.words, stored.signatures))
 
 
 def verified_neighbours(index: Index, results: List[QueryResult], config: Config,
