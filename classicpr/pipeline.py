@@ -203,6 +203,12 @@ class ObjectCue:
         The segment's bounding box x1, y1, x2, y2.
     plane_coverage, plane_perspective, min_votes, background_tolerance
         See :class:`classicpr.config.MaskConfig`.
+    may_be_plane : bool
+        Whether a homography whose inliers cover the box (or foreshortened like a plane)
+        makes the match a rigid plane; False where the box is known to hold an object
+        apart from its surroundings (a relay's segmented object,
+        :func:`relay_region`), so that a homography of the background around it cannot
+        carry the box.
     """
 
     on_object: np.ndarray
@@ -211,6 +217,7 @@ class ObjectCue:
     plane_perspective: float
     min_votes: int
     background_tolerance: float
+    may_be_plane: bool = True
 
 
 def object_cue(segment: np.ndarray, keypoints: np.ndarray, config: MaskConfig) -> ObjectCue:
@@ -551,7 +558,7 @@ def _with_object(pv: PairVerification, query: QueryFeatures, cue: Optional[Objec
     v = pv.plain
     if not v.verified:
         return pv
-    pv.rigid = cue is None or (
+    pv.rigid = cue is None or cue.may_be_plane and (
         inlier_coverage(v.query_points, query.keypoints[:, :2], query.box, v.H, cand.size)
         >= cue.plane_coverage or perspective_ratio(v.H, query.box) >= cue.plane_perspective)
     if cue is None or pv.rigid:
@@ -968,11 +975,14 @@ def relay_region(relay: QueryResult, keypoints: np.ndarray, config: MaskConfig
     """The object cue of a relay's mask on its (M, 4) ``keypoints`` and which of them
     form its region, (M,) bool: those on the mask where the mask is the projected query
     box, those in the mask's bounding box where GrabCut segmented it (see
-    :func:`relay_query`)."""
+    :func:`relay_query`). A segmented object is matched as an object, never as a rigid
+    plane: the background in its bounding box often outnumbers it, and a homography of
+    that background, which covers the box, would carry the mask to where the object was,
+    not where it moved."""
     cue = object_cue(relay.mask, keypoints, config)
     if relay.mask_method == "projected":
         return cue, cue.on_object
-    return cue, features_in_box(keypoints, cue.box)
+    return dataclasses.replace(cue, may_be_plane=False), features_in_box(keypoints, cue.box)
 
 
 def relay_ranking(index: Index, relay: QueryResult, config: Config) -> np.ndarray:
@@ -1073,10 +1083,11 @@ def relay_localise(index: Index, results: List[QueryResult], config: Config,
     among many unrelated images, a frame where the object turned ranks far down the
     query's ranking but near the frame beside it); relays are tried in that order
     and the first that verifies an image localises it, if the relay's region moves as one
-    rigid plane or the object is localised by Hough voting (a verified match that is
-    neither, which the query itself would keep with its projected box, is not trusted
-    second hand). A rigid match carries the relay's region by its homography; an object
-    that moved is localised by Hough voting on the relay's mask and segmented by GrabCut
+    rigid plane (only a relay whose mask is the projected query box can: a segmented
+    object is always localised as an object, :func:`relay_region`) or the object is
+    localised by Hough voting (a verified match that is neither, which the query itself
+    would keep with its projected box, is not trusted second hand). A rigid match
+    carries the relay's region by its homography; an object that moved is localised by Hough voting on the relay's mask and segmented by GrabCut
     around the carried mask (:func:`classicpr.objects.object_mask`), as for the query
     itself. Relayed images do not relay further: a wrong one would carry its error on.
 

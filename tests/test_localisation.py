@@ -355,3 +355,38 @@ def test_relay_localises_a_frame_the_query_cannot_verify(prmini_root, tmp_path):
                                "ratio", MaskConfig())
     on_plane = plane_cue.on_object
     assert on_plane.all() and len(on_plane) == on_object.sum()
+
+
+@pytest.mark.shared_data
+def test_a_relayed_object_is_not_carried_by_its_background(prmini_root, tmp_path):
+    """prmini-dev's DAVIS car going round a roundabout: frame 50 verifies only through a
+    relay, whose mask is the car GrabCut segmented. The homography of that match is the
+    road's, which fills the mask's bounding box; carried by it, the mask would land where
+    the car was, off the labelled car (IoU 0). Matched as an object, the car is localised
+    by Hough voting and segmented where it moved."""
+    from classicpr.datasets import load_label_polygons, load_revisitop
+    from classicpr.index import Index
+    from classicpr.metrics import Prediction, clean_pair_iou
+    from classicpr.pipeline import relay_region, run_query
+    ds = load_revisitop(prmini_root, "prmini")
+    labels = ds.load_labels()
+    q = ds.qimlist.index("davis_car-roundabout_q")
+    ids = sorted(ds.gnd[q]["easy"] + ds.gnd[q]["hard"]) + [
+        i for i, n in enumerate(ds.imlist)
+        if n.startswith(("davis_scooter-black", "davis_drift-straight"))]
+    index = Index.build(ds.image_dir, tmp_path / "idx", names=[ds.db_file(i) for i in ids],
+                        vocab_size=512, n_jobs=2, progress=False)
+    results = run_query(index, ds.image_dir / ds.query_file(q), ds.query_box(q), Config(),
+                        n_jobs=2)
+    by_id = {r.image_id: r for r in results}
+    frame50 = by_id[ids.index(ds.imlist.index("davis_car-roundabout_00050"))]
+    assert frame50.relay is not None
+    relay = by_id[frame50.relay]
+    assert relay.mask_method == "object" and relay.relay is None
+    assert not relay_region(relay, index.candidate(relay.image_id).keypoints,
+                            MaskConfig())[0].may_be_plane
+    assert frame50.mask_method == "object" and not frame50.rigid
+    label = load_label_polygons(labels[f"{q}_{ids[frame50.image_id]}"])
+    iou = clean_pair_iou(Prediction(frame50.polygon, frame50.mask), label,
+                         index.image_size(frame50.image_id))[1]
+    assert iou > 0.35, iou
