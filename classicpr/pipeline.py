@@ -36,7 +36,7 @@ from .config import (Config, MaskConfig, RetrievalConfig, VerifyConfig, check_in
                      parse_tilts)
 from .embedding import majority_signatures
 from .errors import ClassicPRError
-from .features import detect_sift, read_gray, rootsift
+from .features import detect_sift, extract_image, read_gray, rootsift
 from .index import Index, StoredImage
 from .invfile import features_in_box
 from .io import read_image
@@ -1003,10 +1003,32 @@ def relay_ranking(index: Index, relay: QueryResult, config: Config) -> np.ndarra
                           config.retrieval)
 
 
-def relay_query(index: Index, relay: QueryResult, method: str, config: MaskConfig
+def relay_descriptors(index: Index, relays: Sequence[QueryResult], n_jobs: Optional[int] = 1
+                      ) -> List[Optional[Tuple[np.ndarray, np.ndarray]]]:
+    """Each relay image's SIFT keypoints (N, 4) float32 and descriptors (N, 128) uint8: from
+    the feature store, or, where it was deleted, extracted again from the images in
+    parallel (the same features: the index's feature settings); None for each when
+    neither the store nor the image folder is there."""
+    store = index.feature_store()
+    if store is not None:
+        return [store.load(r.name)[:2] for r in relays]
+    if index.image_dir is None:
+        return [None] * len(relays)
+    jobs = [(index.image_path(r.image_id), index.feature_config) for r in relays]
+    return [(kps, desc) for kps, desc, _ in run_parallel(_extract_one, jobs, n_jobs,
+                                                         progress=False)]
+
+
+def _extract_one(args):
+    path, feature_config = args
+    return extract_image(path, feature_config)
+
+
+def relay_query(index: Index, relay: QueryResult, method: str, config: MaskConfig,
+                features: Optional[Tuple[np.ndarray, np.ndarray]] = None
                 ) -> Optional[Tuple[QueryFeatures, ObjectCue]]:
-    """A verified result with a mask, as a query: its stored features in its region (all
-    others are the context), the mask's bounding box as its box, the mask as its object.
+    """A verified result with a mask, as a query: its features in its region (all others
+    are the context), the mask's bounding box as its box, the mask as its object.
 
     Where the relay's mask is the projected query box (``mask_method`` "projected"), that
     mask is its region, exactly: the rectangle around an oblique plane also holds
@@ -1022,13 +1044,17 @@ def relay_query(index: Index, relay: QueryResult, method: str, config: MaskConfi
     relay : QueryResult
         Verified, with ``mask`` set.
     method : {"ratio", "hamming", "words"}
-        What verification matches. "ratio" reads the relay's keypoints and descriptors
-        from the feature store (``words`` and ``signatures`` are left empty); "hamming" and
-        "words" use the index's stored words and signatures, each feature in its one word
-        as the index assigned it (``descriptors`` left empty, ``hamming`` filled with one
-        assignment).
+        What verification matches. "ratio" and "hamming" take the relay's keypoints and
+        descriptors (``features``, else :func:`relay_descriptors`), so that Hamming
+        verification assigns each of them to its ``verify.query_assignments`` nearest
+        words as it does the query's (``hamming`` left for :meth:`QueryFeatures.with_hamming`);
+        without descriptors, "hamming" and "words" use the index's stored words and
+        signatures, each feature in its one word as the index assigned it
+        (``descriptors`` left empty, ``hamming`` filled with that one assignment).
     config : MaskConfig
         The cue's object parameters.
+    features : (keypoints (N, 4), descriptors (N, 128)), optional
+        The relay's features, when already read.
 
     Returns
     -------
@@ -1037,34 +1063,37 @@ def relay_query(index: Index, relay: QueryResult, method: str, config: MaskConfi
     """
     if not relay.mask.any():
         return None
-    no_descriptors = np.empty((0, 128), np.uint8)
-    if method == "ratio":
-        keypoints, descriptors, _ = index.feature_store().load(relay.name)
-        words = np.empty(0, np.int64)
-        signatures = None
+    if method in ("ratio", "hamming") and features is None:
+        features = relay_descriptors(index, [relay])[0]
+    with_descriptors = method in ("ratio", "hamming") and features is not None
+    if with_descriptors:
+        keypoints, descriptors = features
     else:
         stored = index.candidate(relay.image_id)
         keypoints, words, signatures = stored.keypoints, stored.words, stored.signatures
-        descriptors = None
     cue, region = relay_region(relay, keypoints, config)
     on_mask = cue.on_object
     if not on_mask.any() or not region.any():
         return None
-
-    def part(sel):
-        if method == "ratio":
-            return keypoints[sel], descriptors[sel], words, None, None
-        one = HammingQuery.one_word(words[sel], signatures[sel])
-        return keypoints[sel], no_descriptors, words[sel], signatures[sel], one
-
-    kps, desc, wds, sigs, one = part(region)
-    ckps, cdesc, cwds, _, cone = part(~region)
-    context = QueryContext(ckps, cdesc, cwds if method == "words" else None,
-                           cone if method == "hamming" else None)
-    features = QueryFeatures(kps, desc, wds, sigs if sigs is not None else np.empty((0, 0), np.uint64),
-                             index.image_size(relay.image_id), cue.box, context=context,
-                             hamming=one if method == "hamming" else None)
-    return features, dataclasses.replace(cue, on_object=on_mask[region])
+    size = index.image_size(relay.image_id)
+    on_object = dataclasses.replace(cue, on_object=on_mask[region])
+    if with_descriptors:
+        x = rootsift(descriptors[region])
+        region_words = index.vocabulary.assign(x, n_jobs=1)
+        return QueryFeatures(keypoints[region], descriptors[region], region_words,
+                             index.vocabulary.embedding.signatures(x, region_words), size,
+                             cue.box, context=QueryContext(keypoints[~region],
+                                                           descriptors[~region])), on_object
+    no_descriptors = np.empty((0, 128), np.uint8)
+    hamming = method == "hamming"
+    context = QueryContext(keypoints[~region], no_descriptors,
+                           None if hamming else words[~region],
+                           HammingQuery.one_word(words[~region], signatures[~region])
+                           if hamming else None)
+    return QueryFeatures(keypoints[region], no_descriptors, words[region], signatures[region],
+                         size, cue.box, context=context,
+                         hamming=HammingQuery.one_word(words[region], signatures[region])
+                         if hamming else None), on_object
 
 
 def relay_localise(index: Index, results: List[QueryResult], config: Config,
@@ -1132,9 +1161,10 @@ def _verify_with_relays(index: Index, relays: Sequence[QueryResult],
     localises updated in place (not their masks) and returned with their relay and
     verification."""
     vcfg, mcfg = config.verify, config.mask
-    plain = dataclasses.replace(vcfg, synthesis_candidates=0, query_assignments=1)
+    features_of = (relay_descriptors(index, relays, n_jobs)
+                   if vcfg.method in ("ratio", "hamming") else [None] * len(relays))
     relayed = []
-    for relay in relays:
+    for relay, features in zip(relays, features_of):
         candidates = list(pending)
         if vcfg.relay_retrieval:
             tried = {r.image_id for r in candidates}  # the relay itself is localised
@@ -1143,11 +1173,15 @@ def _verify_with_relays(index: Index, relays: Sequence[QueryResult],
             candidates += own[: vcfg.relay_retrieval]
         if not candidates:
             continue
-        built = relay_query(index, relay, vcfg.method, mcfg)
+        built = relay_query(index, relay, vcfg.method, mcfg, features)
         if built is None:
             continue
-        features, cue = built
-        found = verify_shortlist(index, features, [r.image_id for r in candidates], plain,
+        query, cue = built
+        # matched as the query is, without view synthesis; stored one-word features as
+        # the index assigned them
+        plain = dataclasses.replace(vcfg, synthesis_candidates=0, query_assignments=(
+            vcfg.query_assignments if len(query.descriptors) else 1))
+        found = verify_shortlist(index, query, [r.image_id for r in candidates], plain,
                                  cue if mcfg.method == "grabcut" else None, n_jobs)
         stats["relay_tried"] += len(candidates)
         for r in candidates:

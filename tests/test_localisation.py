@@ -390,3 +390,58 @@ def test_a_relayed_object_is_not_carried_by_its_background(prmini_root, tmp_path
     iou = clean_pair_iou(Prediction(frame50.polygon, frame50.mask), label,
                          index.image_size(frame50.image_id))[1]
     assert iou > 0.35, iou
+
+
+@pytest.mark.shared_data
+def test_hamming_relays_match_with_the_query_s_multiple_assignment(prmini_root, tmp_path):
+    """prmini-dev's horse jump under --verify hamming: frame 40 does not verify with the
+    query, and a relay whose features each count in only the one word the index gave
+    them does not localise it either. The relay's descriptors, each in its 5 nearest
+    words as the query's are, localise it on the labelled horse; where the feature store
+    was deleted, the relay's features are extracted again from its image, with the same
+    result."""
+    import shutil
+    from classicpr.datasets import load_label_polygons, load_revisitop
+    from classicpr.index import Index
+    from classicpr.metrics import Prediction, clean_pair_iou
+    from classicpr.pipeline import relay_query, run_query, verify_shortlist
+    ds = load_revisitop(prmini_root, "prmini")
+    labels = ds.load_labels()
+    q = ds.qimlist.index("davis_horsejump-high_q")
+    ids = sorted(ds.gnd[q]["easy"] + ds.gnd[q]["hard"]) + [
+        i for i, n in enumerate(ds.imlist)
+        if n.startswith(("davis_scooter-black", "davis_car-roundabout"))]
+    index = Index.build(ds.image_dir, tmp_path / "idx", names=[ds.db_file(i) for i in ids],
+                        vocab_size=2048, n_jobs=2, progress=False)
+    config = Config().updated({"verify.method": "hamming"})
+    frame40 = ids.index(ds.imlist.index("davis_horsejump-high_00040"))
+
+    def results_of(index):
+        return {r.image_id: r for r in run_query(index, ds.image_dir / ds.query_file(q),
+                                                   ds.query_box(q), config, n_jobs=2)}
+
+    by_id = results_of(index)
+    r = by_id[frame40]
+    assert r.relay is not None and r.localised and by_id[r.relay].relay is None
+    label = load_label_polygons(labels[f"{q}_{ids[frame40]}"])
+    iou = clean_pair_iou(Prediction(r.polygon, r.mask), label, index.image_size(frame40))[1]
+    assert iou > 0.2, iou  # on the horse (0.29 with this small vocabulary)
+
+    def relay_localises(index, assignments):
+        features, cue = relay_query(index, by_id[r.relay], "hamming", MaskConfig())
+        vcfg = dataclasses.replace(config.verify, synthesis_candidates=0,
+                                   query_assignments=assignments)
+        pv = verify_shortlist(index, features, [frame40], vcfg, cue)[frame40]
+        return len(features.descriptors), pv.plain.verified and (
+            pv.rigid or pv.object_location is not None)
+
+    assert relay_localises(index, 5)[1]
+    shutil.rmtree(tmp_path / "idx" / "features")
+    # neither store nor images: the relay's stored words, one per feature
+    without_images = Index.load(tmp_path / "idx")
+    without_images.image_dir = None
+    n_descriptors, localised = relay_localises(without_images, 1)
+    assert n_descriptors == 0 and not localised
+    # images but no store: the relay's SIFT extracted again, the same localisation
+    again = results_of(Index.load(tmp_path / "idx", image_dir=ds.image_dir))[frame40]
+    assert again.relay == r.relay and np.array_equal(again.mask, r.mask)
