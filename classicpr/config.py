@@ -225,8 +225,9 @@ class VerifyConfig(_Section):
         "for when chance pairs outnumber the true ones (extreme zoom); the a-contrario test "
         "counts both tries. Off at 0, or at or above hamming_threshold", low=0.0, high=0.5)
     query_assignments: int = _param(
-        5, "method 'hamming': each query feature is matched in its this many nearest words "
-        "(multiple assignment on the query side, as retrieval.query_assignments)", low=1,
+        5, "method 'hamming': each feature of the query (and of a relay) is matched in its "
+        "this many nearest words (multiple assignment on the query side, as "
+        "retrieval.query_assignments)", low=1,
         high=32)
     ratio: float = _param(0.85, "Lowe's ratio for method 'ratio' (a little looser than 0.8, "
                           "since RANSAC follows)", low=0.0, high=1.0)
