@@ -35,7 +35,7 @@ import numpy as np
 from .config import (Config, MaskConfig, RetrievalConfig, VerifyConfig, check_index_time,
                      parse_tilts)
 from .embedding import majority_signatures
-from .errors import ClassicPRError
+from .errors import ClassicPRError, ImageReadError
 from .features import detect_sift, extract_image, read_gray, rootsift
 from .index import Index, StoredImage
 from .invfile import features_in_box
@@ -1008,20 +1008,25 @@ def relay_descriptors(index: Index, relays: Sequence[QueryResult], n_jobs: Optio
     """Each relay image's SIFT keypoints (N, 4) float32 and descriptors (N, 128) uint8: from
     the feature store, or, where it was deleted, extracted again from the images in
     parallel (the same features: the index's feature settings); None for each when
-    neither the store nor the image folder is there."""
+    neither the store nor the image folder is there, and for an image that cannot be
+    read (logged)."""
     store = index.feature_store()
     if store is not None:
         return [store.load(r.name)[:2] for r in relays]
     if index.image_dir is None:
         return [None] * len(relays)
     jobs = [(index.image_path(r.image_id), index.feature_config) for r in relays]
-    return [(kps, desc) for kps, desc, _ in run_parallel(_extract_one, jobs, n_jobs,
-                                                         progress=False)]
+    return list(run_parallel(_extract_one, jobs, n_jobs, progress=False))
 
 
 def _extract_one(args):
     path, feature_config = args
-    return extract_image(path, feature_config)
+    try:
+        keypoints, descriptors, _ = extract_image(path, feature_config)
+    except ImageReadError as exc:
+        log.warning("relay features: %s; its stored features are used instead", exc)
+        return None
+    return keypoints, descriptors
 
 
 def relay_query(index: Index, relay: QueryResult, method: str, config: MaskConfig,
@@ -1047,8 +1052,9 @@ def relay_query(index: Index, relay: QueryResult, method: str, config: MaskConfi
         What verification matches. "ratio" and "hamming" take the relay's keypoints and
         descriptors (``features``, else :func:`relay_descriptors`), so that Hamming
         verification assigns each of them to its ``verify.query_assignments`` nearest
-        words as it does the query's (``hamming`` left for :meth:`QueryFeatures.with_hamming`);
-        without descriptors, "hamming" and "words" use the index's stored words and
+        words as it does the query's (``hamming`` is left for
+        :meth:`QueryFeatures.with_hamming`); without descriptors, "hamming" and "words"
+        use the index's stored words and
         signatures, each feature in its one word as the index assigned it
         (``descriptors`` left empty, ``hamming`` filled with that one assignment).
     config : MaskConfig
@@ -1116,9 +1122,10 @@ def relay_localise(index: Index, results: List[QueryResult], config: Config,
     object is always localised as an object, :func:`relay_region`) or the object is
     localised by Hough voting (a verified match that is neither, which the query itself
     would keep with its projected box, is not trusted second hand). A rigid match
-    carries the relay's region by its homography; an object that moved is localised by Hough voting on the relay's mask and segmented by GrabCut
-    around the carried mask (:func:`classicpr.objects.object_mask`), as for the query
-    itself. Relayed images do not relay further: a wrong one would carry its error on.
+    carries the relay's region by its homography; an object that moved is localised by
+    Hough voting on the relay's mask and segmented by GrabCut around the carried mask
+    (:func:`classicpr.objects.object_mask`), as for the query itself. Relayed images do
+    not relay further: a wrong one would carry its error on.
 
     Parameters
     ----------

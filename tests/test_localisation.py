@@ -393,7 +393,8 @@ def test_a_relayed_object_is_not_carried_by_its_background(prmini_root, tmp_path
 
 
 @pytest.mark.shared_data
-def test_hamming_relays_match_with_the_query_s_multiple_assignment(prmini_root, tmp_path):
+def test_hamming_relays_match_with_the_query_s_multiple_assignment(prmini_root, tmp_path,
+                                                                   caplog):
     """prmini-dev's horse jump under --verify hamming: frame 40 does not verify with the
     query, and a relay whose features each count in only the one word the index gave
     them does not localise it either. The relay's descriptors, each in its 5 nearest
@@ -404,7 +405,7 @@ def test_hamming_relays_match_with_the_query_s_multiple_assignment(prmini_root, 
     from classicpr.datasets import load_label_polygons, load_revisitop
     from classicpr.index import Index
     from classicpr.metrics import Prediction, clean_pair_iou
-    from classicpr.pipeline import relay_query, run_query, verify_shortlist
+    from classicpr.pipeline import relay_descriptors, relay_query, run_query, verify_shortlist
     ds = load_revisitop(prmini_root, "prmini")
     labels = ds.load_labels()
     q = ds.qimlist.index("davis_horsejump-high_q")
@@ -445,3 +446,9 @@ def test_hamming_relays_match_with_the_query_s_multiple_assignment(prmini_root, 
     # images but no store: the relay's SIFT extracted again, the same localisation
     again = results_of(Index.load(tmp_path / "idx", image_dir=ds.image_dir))[frame40]
     assert again.relay == r.relay and np.array_equal(again.mask, r.mask)
+    # an image that cannot be read is logged and left to the stored features
+    (tmp_path / "no images").mkdir()
+    with caplog.at_level("WARNING", logger="classicpr"):
+        no_images = Index.load(tmp_path / "idx", image_dir=tmp_path / "no images")
+        unreadable = relay_descriptors(no_images, [by_id[r.relay]])
+    assert unreadable == [None] and by_id[r.relay].name in caplog.text
