@@ -293,6 +293,30 @@ def test_object_that_moved_is_told_from_its_background(prmini_root, tmp_path):
         assert ious[0.02, i] > ious[0.0, i] + 0.2, ious
 
 
+def _video_index(prmini_root, tmp_path, query, other_videos, vocab_size):
+    """A small index of prmini-dev: the positives of one video ``query`` first, then every
+    frame of ``other_videos``. Returns the dataset, the query's number, the database ids
+    of the index's images in its order and the index."""
+    from classicpr.datasets import load_revisitop
+    from classicpr.index import Index
+    ds = load_revisitop(prmini_root, "prmini")
+    q = ds.qimlist.index(query)
+    ids = sorted(ds.gnd[q]["easy"] + ds.gnd[q]["hard"]) + [
+        i for i, n in enumerate(ds.imlist) if n.startswith(tuple(other_videos))]
+    index = Index.build(ds.image_dir, tmp_path / "idx", names=[ds.db_file(i) for i in ids],
+                        vocab_size=vocab_size, n_jobs=2, progress=False)
+    return ds, q, ids, index
+
+
+def _label_iou(ds, q, ids, index, result) -> float:
+    """S-IoU of a result's region with the label of its (query, image) pair."""
+    from classicpr.datasets import load_label_polygons
+    from classicpr.metrics import Prediction, clean_pair_iou
+    label = load_label_polygons(ds.load_labels()[f"{q}_{ids[result.image_id]}"])
+    return clean_pair_iou(Prediction(result.polygon, result.mask), label,
+                          index.image_size(result.image_id))[1]
+
+
 @pytest.mark.shared_data
 def test_relay_localises_a_frame_the_query_cannot_verify(prmini_root, tmp_path):
     """prmini-dev's DAVIS scooter: frame 20, where the scooter has turned, does not verify
@@ -301,19 +325,10 @@ def test_relay_localises_a_frame_the_query_cannot_verify(prmini_root, tmp_path):
     in its own ranking rather than the query's; frames of other videos in the database are
     not localised through it. Frames 30 and 40, which nothing localises, rank next as
     verified neighbours: 30 of the relayed frame 20, 40 of 30 (two rounds)."""
-    from classicpr.datasets import load_label_polygons, load_revisitop
-    from classicpr.index import Index
-    from classicpr.metrics import Prediction, clean_pair_iou
     from classicpr.pipeline import relay_query, relay_ranking, run_query
-    ds = load_revisitop(prmini_root, "prmini")
-    labels = ds.load_labels()
-    q = ds.qimlist.index("davis_scooter-black_q")
+    ds, q, ids, index = _video_index(prmini_root, tmp_path, "davis_scooter-black_q",
+                                     ("davis_car-roundabout", "davis_drift-straight"), 512)
     positives = sorted(ds.gnd[q]["easy"] + ds.gnd[q]["hard"])
-    others = [i for i, n in enumerate(ds.imlist)
-              if n.startswith(("davis_car-roundabout", "davis_drift-straight"))]
-    ids = positives + others
-    index = Index.build(ds.image_dir, tmp_path / "idx", names=[ds.db_file(i) for i in ids],
-                        vocab_size=512, n_jobs=2, progress=False)
     frame20 = ids.index(ds.imlist.index("davis_scooter-black_00020"))
     by_id, ranked = {}, {}
     settings = {0: {"verify.relay_images": 0}, 3: {},
@@ -331,8 +346,7 @@ def test_relay_localises_a_frame_the_query_cannot_verify(prmini_root, tmp_path):
     r = by_id[3][frame20]
     assert r.localised and r.relay is not None and by_id[3][r.relay].verified
     assert by_id[3][r.relay].relay is None  # relays are verified with the query itself
-    label = load_label_polygons(labels[f"{q}_{ids[frame20]}"])
-    iou = clean_pair_iou(Prediction(r.polygon, r.mask), label, index.image_size(frame20))[1]
+    iou = _label_iou(ds, q, ids, index, r)
     assert iou > 0.6, iou
     for i in range(len(positives), len(ids)):
         assert by_id[3][i].relay is None and not by_id[3][i].localised
@@ -364,18 +378,9 @@ def test_a_relayed_object_is_not_carried_by_its_background(prmini_root, tmp_path
     road's, which fills the mask's bounding box; carried by it, the mask would land where
     the car was, off the labelled car (IoU 0). Matched as an object, the car is localised
     by Hough voting and segmented where it moved."""
-    from classicpr.datasets import load_label_polygons, load_revisitop
-    from classicpr.index import Index
-    from classicpr.metrics import Prediction, clean_pair_iou
     from classicpr.pipeline import relay_region, run_query
-    ds = load_revisitop(prmini_root, "prmini")
-    labels = ds.load_labels()
-    q = ds.qimlist.index("davis_car-roundabout_q")
-    ids = sorted(ds.gnd[q]["easy"] + ds.gnd[q]["hard"]) + [
-        i for i, n in enumerate(ds.imlist)
-        if n.startswith(("davis_scooter-black", "davis_drift-straight"))]
-    index = Index.build(ds.image_dir, tmp_path / "idx", names=[ds.db_file(i) for i in ids],
-                        vocab_size=512, n_jobs=2, progress=False)
+    ds, q, ids, index = _video_index(prmini_root, tmp_path, "davis_car-roundabout_q",
+                                     ("davis_scooter-black", "davis_drift-straight"), 512)
     results = run_query(index, ds.image_dir / ds.query_file(q), ds.query_box(q), Config(),
                         n_jobs=2)
     by_id = {r.image_id: r for r in results}
@@ -386,9 +391,7 @@ def test_a_relayed_object_is_not_carried_by_its_background(prmini_root, tmp_path
     assert not relay_region(relay, index.candidate(relay.image_id).keypoints,
                             MaskConfig())[0].may_be_plane
     assert frame50.mask_method == "object" and not frame50.rigid
-    label = load_label_polygons(labels[f"{q}_{ids[frame50.image_id]}"])
-    iou = clean_pair_iou(Prediction(frame50.polygon, frame50.mask), label,
-                         index.image_size(frame50.image_id))[1]
+    iou = _label_iou(ds, q, ids, index, frame50)
     assert iou > 0.35, iou
 
 
@@ -402,18 +405,10 @@ def test_hamming_relays_match_with_the_query_s_multiple_assignment(prmini_root, 
     was deleted, the relay's features are extracted again from its image, with the same
     result."""
     import shutil
-    from classicpr.datasets import load_label_polygons, load_revisitop
     from classicpr.index import Index
-    from classicpr.metrics import Prediction, clean_pair_iou
     from classicpr.pipeline import relay_descriptors, relay_query, run_query, verify_shortlist
-    ds = load_revisitop(prmini_root, "prmini")
-    labels = ds.load_labels()
-    q = ds.qimlist.index("davis_horsejump-high_q")
-    ids = sorted(ds.gnd[q]["easy"] + ds.gnd[q]["hard"]) + [
-        i for i, n in enumerate(ds.imlist)
-        if n.startswith(("davis_scooter-black", "davis_car-roundabout"))]
-    index = Index.build(ds.image_dir, tmp_path / "idx", names=[ds.db_file(i) for i in ids],
-                        vocab_size=2048, n_jobs=2, progress=False)
+    ds, q, ids, index = _video_index(prmini_root, tmp_path, "davis_horsejump-high_q",
+                                     ("davis_scooter-black", "davis_car-roundabout"), 2048)
     config = Config().updated({"verify.method": "hamming"})
     frame40 = ids.index(ds.imlist.index("davis_horsejump-high_00040"))
 
@@ -424,8 +419,7 @@ def test_hamming_relays_match_with_the_query_s_multiple_assignment(prmini_root, 
     by_id = results_of(index)
     r = by_id[frame40]
     assert r.relay is not None and r.localised and by_id[r.relay].relay is None
-    label = load_label_polygons(labels[f"{q}_{ids[frame40]}"])
-    iou = clean_pair_iou(Prediction(r.polygon, r.mask), label, index.image_size(frame40))[1]
+    iou = _label_iou(ds, q, ids, index, r)
     assert iou > 0.2, iou  # on the horse (0.29 with this small vocabulary)
 
     def relay_localises(index, assignments):
