@@ -21,6 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from classicpr import Config, Index, run_query  # noqa: E402
 from classicpr.datasets import load_label_polygons, load_revisitop  # noqa: E402
+from classicpr.io import read_image  # noqa: E402
 from classicpr.metrics import Prediction, clean_pair_iou  # noqa: E402
 from classicpr.objects import object_mask  # noqa: E402
 from classicpr.pipeline import frame_query, verify_shortlist  # noqa: E402
@@ -61,8 +62,8 @@ def main(argv=None):
             if r.image_id not in positives:
                 continue
             label = load_label_polygons(labels[f"{q}_{r.image_id}"])
-            refined = object_mask(cv2.imread(str(index.image_path(r.image_id))), carried,
-                                  np.zeros((0, 2)), config.mask)
+            refined = object_mask(read_image(index.image_path(r.image_id), gray=False)[0],
+                                  carried, np.zeros((0, 2)), config.mask)
             s = [clean_pair_iou(Prediction(None, m), label, (w, h))[1] if m is not None else 0.0
                  for m in (carried, refined)]
             scores.append(s)

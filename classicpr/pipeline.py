@@ -370,11 +370,20 @@ def extract_query(index: Index, image, box=None) -> QueryFeatures:
     inside = features_in_box(kps, valid)
     box = np.array([0, 0, size[0] - 1, size[1] - 1], np.float64) if valid is None else valid
     context = None if valid is None else QueryContext(kps[~inside], desc[~inside])
-    kps, desc = kps[inside], desc[inside]
-    x = rootsift(desc)
+    return query_in_words(index, kps[inside], desc[inside], size, box, context, gray, scale)
+
+
+def query_in_words(index: Index, keypoints: np.ndarray, descriptors: np.ndarray,
+                   size: Tuple[int, int], box: np.ndarray,
+                   context: Optional["QueryContext"] = None, gray: Optional[np.ndarray] = None,
+                   scale: float = 1.0) -> QueryFeatures:
+    """Query features (M, 4) keypoints and (M, 128) descriptors, each in its visual word
+    with its Hamming signature, as the index assigns database features."""
+    x = rootsift(descriptors)
     words = index.vocabulary.assign(x, n_jobs=1)
-    signatures = index.vocabulary.embedding.signatures(x, words)
-    return QueryFeatures(kps, desc, words, signatures, size, box, gray, scale, context)
+    return QueryFeatures(keypoints, descriptors, words,
+                         index.vocabulary.embedding.signatures(x, words), size, box, gray,
+                         scale, context)
 
 
 # ---------------------------------------------------------------------- 2. retrieval
@@ -500,6 +509,17 @@ def _verify_batch(args) -> List[PairVerification]:
         out.append(_with_object(PairVerification(v), query, cue, cand, qi, di,
                                 context_correspondences, config))
     return out
+
+
+def _verify_candidates(query: QueryFeatures, cue: Optional[ObjectCue],
+                       candidates: Sequence[StoredImage], config: VerifyConfig, store,
+                       log_tests: float, n_jobs: Optional[int]) -> List[PairVerification]:
+    """Plain verification of ``candidates`` in parallel batches (:func:`_verify_batch`),
+    in their order."""
+    jobs = [(query, cue, batch, config, store, log_tests)
+            for batch in _batches(candidates, n_jobs)]
+    return [p for batch in run_parallel(_verify_batch, jobs, n_jobs, progress=False)
+            for p in batch]
 
 
 def _retries_strict_hamming(config: VerifyConfig) -> bool:
@@ -663,10 +683,7 @@ def verify_shortlist(index: Index, query: QueryFeatures, shortlist: Sequence[int
     sent = dataclasses.replace(query, gray=None, context=context)
     retry = _retries_strict_hamming(config)
     log_tests = float(np.log10(2.0)) if retry else 0.0
-    jobs = [(sent, cue, batch, config, store, log_tests)
-            for batch in _batches(candidates, n_jobs)]
-    plain = [p for batch in run_parallel(_verify_batch, jobs, n_jobs, progress=False)
-             for p in batch]
+    plain = _verify_candidates(sent, cue, candidates, config, store, log_tests, n_jobs)
     verified = {c.image_id: p for c, p in zip(candidates, plain)}
     stats["plain_verified"] = sum(p.plain.verified for p in plain)
     if not (query.gray is None or config.synthesis_candidates == 0
@@ -675,9 +692,7 @@ def verify_shortlist(index: Index, query: QueryFeatures, shortlist: Sequence[int
     if retry:
         failed = [c for c in candidates if not verified[c.image_id].plain.verified]
         strict = dataclasses.replace(config, hamming_threshold=config.hamming_retry_threshold)
-        jobs = [(sent, cue, batch, strict, store, log_tests) for batch in _batches(failed, n_jobs)]
-        retried = [p for batch in run_parallel(_verify_batch, jobs, n_jobs, progress=False)
-                   for p in batch]
+        retried = _verify_candidates(sent, cue, failed, strict, store, log_tests, n_jobs)
         for c, p in zip(failed, retried):
             if p.plain.verified:
                 verified[c.image_id] = p
@@ -1084,12 +1099,9 @@ def relay_query(index: Index, relay: QueryResult, method: str, config: MaskConfi
     size = index.image_size(relay.image_id)
     on_object = dataclasses.replace(cue, on_object=on_mask[region])
     if with_descriptors:
-        x = rootsift(descriptors[region])
-        region_words = index.vocabulary.assign(x, n_jobs=1)
-        return QueryFeatures(keypoints[region], descriptors[region], region_words,
-                             index.vocabulary.embedding.signatures(x, region_words), size,
-                             cue.box, context=QueryContext(keypoints[~region],
-                                                           descriptors[~region])), on_object
+        context = QueryContext(keypoints[~region], descriptors[~region])
+        return query_in_words(index, keypoints[region], descriptors[region], size, cue.box,
+                              context), on_object
     no_descriptors = np.empty((0, 128), np.uint8)
     hamming = method == "hamming"
     context = QueryContext(keypoints[~region], no_descriptors,
