@@ -149,7 +149,7 @@ class RetrievalConfig(_Section):
     Attributes
     ----------
     scoring, alpha, tau, query_assignments, expansion, expansion_top, expansion_region,
-    neighbours, neighbour_sources, neighbour_hops
+    neighbours, neighbour_sources, neighbour_hops, neighbour_regions
         See each field's ``help`` (``RetrievalConfig.describe()``).
     """
 
@@ -181,7 +181,7 @@ class RetrievalConfig(_Section):
         3, "verified neighbours: after relay localisation, each of the best verified images "
         "ranks the database by its whole frame, and those of its this many most similar "
         "images that verify against it (Hamming correspondences of stored features) rank "
-        "right after the verified ones, without a region (0 = off)", low=0)
+        "right after the verified ones (0 = off)", low=0)
     neighbour_sources: int = _param(
         5, "verified neighbours: at most this many images look for neighbours in each "
         "round (first the verified ones, most inliers first; then the neighbours found in "
@@ -189,6 +189,11 @@ class RetrievalConfig(_Section):
     neighbour_hops: int = _param(
         2, "verified neighbours: rounds; the neighbours found in one round look for "
         "neighbours in the next", low=1)
+    neighbour_regions: bool = _param(
+        True, "verified neighbours: each neighbour of an image the query or a relay "
+        "localised is matched against that image's region as a relay is (its features "
+        "there, its mask the object) and, where that verifies, localised; neighbours of "
+        "neighbours, and those that do not verify, get no region (False = none does)")
 
 
 @dataclasses.dataclass(frozen=True)

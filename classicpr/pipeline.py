@@ -306,8 +306,9 @@ class QueryResult:
         then those of the relay's match, ``H`` the composed query -> image homography.
     neighbour : int or None
         For an image ranked as a verified neighbour (:func:`verified_neighbours`): the
-        image whose whole frame it matches. It has no region: the query is not localised
-        in it.
+        image whose whole frame it matches. It has a region only where that image's
+        region verifies against it (:func:`localise_neighbours`, ``relay`` then names
+        that image).
     """
 
     image_id: int
@@ -341,7 +342,8 @@ class QueryResult:
     def caption(self, rank: int) -> str:
         """What an overlay of this result at 1-based ``rank`` says about it."""
         if self.neighbour is not None:
-            return f"#{rank} neighbour of a localised image"
+            return f"#{rank} neighbour of a localised image" + (
+                f", inliers {self.inliers}" if self.relay is not None else "")
         return f"#{rank} inliers {self.inliers}" + (" via a relay" if self.relay is not None
                                                     else "")
 
@@ -1272,9 +1274,9 @@ def verified_neighbours(index: Index, results: List[QueryResult], config: Config
     images, those not verified yet are verified against it, whole frame to whole frame,
     with Hamming correspondences of their stored features (no descriptor reads, no view
     synthesis), and those that verify are its neighbours. For ``retrieval.neighbour_hops``
-    rounds, the neighbours found in one round look for neighbours in the next. Neighbours
-    are not localised: the query's region is not carried into them (a chain of whole-frame
-    matches says the scene is the same, not where the object is).
+    rounds, the neighbours found in one round look for neighbours in the next. The
+    whole-frame match does not localise a neighbour: it says the scene is the same, not
+    where the object is (:func:`localise_neighbours` may, afterwards).
 
     Parameters
     ----------
@@ -1327,6 +1329,63 @@ def verified_neighbours(index: Index, results: List[QueryResult], config: Config
             + [r for r in results if not r.verified and r.neighbour is None])
 
 
+def localise_neighbours(index: Index, results: List[QueryResult], config: Config,
+                        n_jobs: Optional[int] = 1, stats: Optional[Dict[str, float]] = None
+                        ) -> List[QueryResult]:
+    """Localise each verified neighbour through the image it matched, where that image is
+    localised and the object's region there verifies against the neighbour.
+
+    A neighbour's whole frame matches its source's (:func:`verified_neighbours`): the
+    scene is the same, but the object may have moved against it, so the source's mask is
+    not carried by that match. The source, localised by the query or a relay, is matched
+    instead as a relay (:func:`relay_query`: its features in its region, its mask the
+    object; the same verification, no view synthesis), and a neighbour it verifies as a
+    rigid plane or with the object localised by Hough voting gets the relay's region and
+    mask (``relay`` set to the source). Neighbours of neighbours are not localised, as
+    relayed images do not relay: a wrong region would carry its error on. The ranking
+    does not change.
+
+    Parameters
+    ----------
+    index : Index
+    results : list of QueryResult
+        As :func:`verified_neighbours` returns them, masks computed.
+    config : Config
+        Off unless ``retrieval.neighbour_regions``.
+    n_jobs : int
+    stats : dict, optional
+        Filled with "neighbour_regions_tried" and "neighbours_localised".
+
+    Returns
+    -------
+    list of QueryResult: the same results in the same order, those localised updated in
+    place.
+    """
+    stats = stats if stats is not None else {}
+    stats.update(neighbour_regions_tried=0, neighbours_localised=0)
+    if not config.retrieval.neighbour_regions:
+        return results
+    by_id = {r.image_id: r for r in results}
+    of_source: Dict[int, List[QueryResult]] = {}
+    for r in results:
+        if r.neighbour is not None:
+            of_source.setdefault(r.neighbour, []).append(r)
+    as_relay = dataclasses.replace(config, verify=dataclasses.replace(config.verify,
+                                                                      relay_retrieval=0))
+    localised = []
+    for source_id, neighbours in of_source.items():
+        source = by_id[source_id]
+        if source.neighbour is not None or source.mask is None:
+            continue
+        counts = {"relay_tried": 0}
+        localised += _verify_with_relays(index, [source], neighbours, by_id, as_relay, n_jobs,
+                                         counts)
+        stats["neighbour_regions_tried"] += counts["relay_tried"]
+    _relay_masks(index, localised, config.mask, n_jobs)
+    stats["neighbours_localised"] = len(localised)
+    return results
+
+
 # ---------------------------------------------------------------------- the query
 #: The stages :func:`run_query` times, in order (seconds in its ``timing``).
 QUERY_STAGES = ("features", "retrieval", "verification", "masks", "relay", "neighbours")
@@ -1366,10 +1425,11 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
         Filled with seconds spent in "features", "retrieval", "verification" (of which
         "synthesis_s" in view synthesis and "expansion_s" in query expansion), "masks",
         "relay" (:func:`relay_localise`, with its masks), "neighbours"
-        (:func:`verified_neighbours`), and the counts of :func:`verify_shortlist`,
-        :func:`relay_localise` and :func:`verified_neighbours` ("count_plain_verified",
-        "count_synthesis_tried", ..., "count_relay_verified", "count_neighbours_found") and
-        "count_query_features".
+        (:func:`verified_neighbours` and :func:`localise_neighbours`), and the counts of
+        :func:`verify_shortlist`, :func:`relay_localise`, :func:`verified_neighbours` and
+        :func:`localise_neighbours` ("count_plain_verified", "count_synthesis_tried", ...,
+        "count_relay_verified", "count_neighbours_found", "count_neighbours_localised")
+        and "count_query_features".
         A box with fewer features than ``verify.min_inliers`` is logged as a warning
         (:func:`few_features_warning`).
     progress : callable, optional
@@ -1428,7 +1488,9 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
     t4 = time.perf_counter()
     if config.retrieval.neighbours:
         tell("neighbours")
-        results = verified_neighbours(index, results, config, n_jobs, stats)
+        results = localise_neighbours(
+            index, verified_neighbours(index, results, config, n_jobs, stats), config,
+            n_jobs, stats)
     t5 = time.perf_counter()
     if timing is not None:
         timing.update(features=t1 - t0, retrieval=t2 - t1, verification=t3 - t2 - t_segment,

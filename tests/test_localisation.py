@@ -323,17 +323,21 @@ def test_relay_localises_a_frame_the_query_cannot_verify(prmini_root, tmp_path):
     with the query; it does with the nearest frame, which the query verifies. Localised
     through that relay, its mask covers the labelled scooter, also when the relay finds it
     in its own ranking rather than the query's; frames of other videos in the database are
-    not localised through it. Frames 30 and 40, which nothing localises, rank next as
-    verified neighbours: 30 of the relayed frame 20, 40 of 30 (two rounds)."""
+    not localised through it. Without relays, frame 20 ranks as a verified neighbour of
+    frame 10 and is localised through it the same way. Frames 30 and 40, which neither
+    the query nor a relay verifies, rank next as verified neighbours: 30 of the relayed
+    frame 20, 40 of 30 (two rounds); 30 is localised through frame 20, 40, a neighbour's
+    neighbour, is not."""
     from classicpr.pipeline import relay_query, relay_ranking, run_query
     ds, q, ids, index = _video_index(prmini_root, tmp_path, "davis_scooter-black_q",
                                      ("davis_car-roundabout", "davis_drift-straight"), 512)
     positives = sorted(ds.gnd[q]["easy"] + ds.gnd[q]["hard"])
     frame20 = ids.index(ds.imlist.index("davis_scooter-black_00020"))
     by_id, ranked = {}, {}
-    settings = {0: {"verify.relay_images": 0}, 3: {},
+    settings = {0: {"verify.relay_images": 0, "retrieval.neighbour_regions": False}, 3: {},
                 "own": {"verify.relay_candidates": 0},  # the relay's own ranking only
-                "no neighbours": {"retrieval.neighbours": 0}}
+                "no neighbours": {"retrieval.neighbours": 0},
+                "neighbour": {"verify.relay_images": 0}}
     for key, setting in settings.items():
         results = run_query(index, ds.image_dir / ds.query_file(q), ds.query_box(q),
                             Config().updated(setting), n_jobs=2)
@@ -348,14 +352,22 @@ def test_relay_localises_a_frame_the_query_cannot_verify(prmini_root, tmp_path):
     assert by_id[3][r.relay].relay is None  # relays are verified with the query itself
     iou = _label_iou(ds, q, ids, index, r)
     assert iou > 0.6, iou
+    through = by_id["neighbour"][frame20]
+    assert through.neighbour is not None and through.relay == through.neighbour
+    assert by_id["neighbour"][through.neighbour].relay is None
+    iou = _label_iou(ds, q, ids, index, through)
+    assert iou > 0.6, iou
     for i in range(len(positives), len(ids)):
         assert by_id[3][i].relay is None and not by_id[3][i].localised
         assert by_id[3][i].neighbour is None
     frame30, frame40 = (ids.index(ds.imlist.index(f"davis_scooter-black_000{n}")) for n in (30, 40))
     assert by_id[3][frame30].neighbour == frame20 and by_id[3][frame40].neighbour == frame30
-    assert not by_id[3][frame30].localised and not by_id[3][frame40].localised
-    assert ranked[3][:len(positives)] == [i for i in ranked[3] if by_id[3][i].verified] + [
-        frame30, frame40]
+    # 30 is localised through the relayed frame 20 it matched, 40 (a neighbour's) is not
+    assert by_id[3][frame30].relay == frame20 and not by_id[3][frame40].localised
+    iou = _label_iou(ds, q, ids, index, by_id[3][frame30])
+    assert iou > 0.35, iou
+    assert ranked[3][:len(positives)] == [i for i in ranked[3] if by_id[3][i].verified
+                                          and by_id[3][i].neighbour is None] + [frame30, frame40]
     assert all(r.neighbour is None for r in by_id["no neighbours"].values())
     # the relay's region: an object mask's bounding box; a projected box's own pixels
     relay = by_id[3][r.relay]
@@ -393,6 +405,30 @@ def test_a_relayed_object_is_not_carried_by_its_background(prmini_root, tmp_path
     assert frame50.mask_method == "object" and not frame50.rigid
     iou = _label_iou(ds, q, ids, index, frame50)
     assert iou > 0.35, iou
+
+
+@pytest.mark.shared_data
+def test_a_neighbour_is_localised_through_the_frame_it_matched(prmini_root, tmp_path):
+    """prmini-dev's DAVIS car: frames 60 and 70 match neither the query nor a relay; they
+    rank as verified neighbours of the relayed frame 50 (the whole frames share the
+    road). Matched against frame 50's segmented car, as a relay is, they are localised
+    on the labelled car; with ``retrieval.neighbour_regions`` off they get no region."""
+    from classicpr.pipeline import run_query
+    ds, q, ids, index = _video_index(prmini_root, tmp_path, "davis_car-roundabout_q",
+                                     ("davis_scooter-black", "davis_drift-straight"), 512)
+    image, box = ds.image_dir / ds.query_file(q), ds.query_box(q)
+    timing = {}
+    results = run_query(index, image, box, Config(), n_jobs=2, timing=timing)
+    off = {r.image_id: r for r in run_query(
+        index, image, box, Config().updated({"retrieval.neighbour_regions": False}), n_jobs=2)}
+    localised = [r for r in results if r.neighbour is not None and r.localised]
+    assert timing["count_neighbours_localised"] == len(localised) >= 1
+    for r in localised:
+        assert ds.imlist[ids[r.image_id]].startswith("davis_car-roundabout")
+        assert r.relay == r.neighbour and r.mask is not None
+        assert _label_iou(ds, q, ids, index, r) > 0.5, (r.name, _label_iou(ds, q, ids, index, r))
+        assert off[r.image_id].neighbour == r.neighbour and not off[r.image_id].localised
+    assert [r.image_id for r in results] == list(off)
 
 
 @pytest.mark.shared_data
