@@ -190,10 +190,11 @@ class RetrievalConfig(_Section):
         2, "verified neighbours: rounds; the neighbours found in one round look for "
         "neighbours in the next", low=1)
     neighbour_regions: bool = _param(
-        True, "verified neighbours: each neighbour of an image the query or a relay "
-        "localised is matched against that image's region as a relay is (its features "
-        "there, its mask the object) and, where that verifies, localised; neighbours of "
-        "neighbours, and those that do not verify, get no region (False = none does)")
+        True, "verified neighbours: each neighbour is matched, as a relay is (the image's "
+        "features in its region, its mask the object), against the images the query or "
+        "a relay localised that rank it among their nearest whole frames, and localised by "
+        "the first that verifies it; the others get no region (False = no neighbour gets "
+        "one)")
 
 
 @dataclasses.dataclass(frozen=True)

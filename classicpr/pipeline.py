@@ -306,9 +306,9 @@ class QueryResult:
         then those of the relay's match, ``H`` the composed query -> image homography.
     neighbour : int or None
         For an image ranked as a verified neighbour (:func:`verified_neighbours`): the
-        image whose whole frame it matches. It has a region only where that image's
-        region verifies against it (:func:`localise_neighbours`, ``relay`` then names
-        that image).
+        image whose whole frame it matches. It has a region only where the region of a
+        localised image near it verifies against it (:func:`localise_neighbours`;
+        ``relay`` then names that image).
     """
 
     image_id: int
@@ -1175,15 +1175,21 @@ def relay_localise(index: Index, results: List[QueryResult], config: Config,
 
 def _verify_with_relays(index: Index, relays: Sequence[QueryResult],
                         pending: List[QueryResult], by_id: Mapping[int, QueryResult],
-                        config: Config, n_jobs: Optional[int], stats: Dict[str, float]
+                        config: Config, n_jobs: Optional[int], stats: Dict[str, float],
+                        read: Optional[Dict[int, Optional[Tuple[np.ndarray, np.ndarray]]]] = None
                         ) -> List[Tuple[QueryResult, QueryResult, PairVerification]]:
     """The verification of :func:`relay_localise`: each relay in turn verified against the
     ``pending`` results still not localised and its own best-ranked ones; the results it
     localises updated in place (not their masks) and returned with their relay and
-    verification."""
+    verification. ``read`` keeps the relays' features (:func:`relay_descriptors`) by
+    image id across calls."""
     vcfg, mcfg = config.verify, config.mask
-    features_of = (relay_descriptors(index, relays, n_jobs)
-                   if vcfg.method in ("ratio", "hamming") else [None] * len(relays))
+    read = {} if read is None else read
+    if vcfg.method in ("ratio", "hamming"):
+        missing = [r for r in relays if r.image_id not in read]
+        read.update(zip([r.image_id for r in missing],
+                        relay_descriptors(index, missing, n_jobs) if missing else []))
+    features_of = [read.get(r.image_id) for r in relays]
     relayed = []
     for relay, features in zip(relays, features_of):
         candidates = list(pending)
@@ -1276,7 +1282,8 @@ def verified_neighbours(index: Index, results: List[QueryResult], config: Config
     synthesis), and those that verify are its neighbours. For ``retrieval.neighbour_hops``
     rounds, the neighbours found in one round look for neighbours in the next. The
     whole-frame match does not localise a neighbour: it says the scene is the same, not
-    where the object is (:func:`localise_neighbours` may, afterwards).
+    where the object is. With ``retrieval.neighbour_regions``, :func:`localise_neighbours`
+    then matches the object's region in the localised images near each neighbour.
 
     Parameters
     ----------
@@ -1287,25 +1294,31 @@ def verified_neighbours(index: Index, results: List[QueryResult], config: Config
     config : Config
     n_jobs : int
     stats : dict, optional
-        Filled with "neighbours_tried" (pairs verified) and "neighbours_found".
+        Filled with "neighbours_tried" (pairs verified), "neighbours_found" and those of
+        :func:`localise_neighbours`.
 
     Returns
     -------
     list of QueryResult: the verified results, then the neighbours in the order found
-    (``neighbour`` set), then the rest in their order.
+    (``neighbour`` set; with a region where :func:`localise_neighbours` gave one), then
+    the rest in their order.
     """
     stats = stats if stats is not None else {}
-    stats.update(neighbours_tried=0, neighbours_found=0)
+    stats.update(neighbours_tried=0, neighbours_found=0, neighbour_regions_tried=0,
+                 neighbours_localised=0)
     rcfg = config.retrieval
     by_id = {r.image_id: r for r in results}
     sources = [r.image_id for r in results if r.verified][: rcfg.neighbour_sources]
     plain = dataclasses.replace(config.verify, method="hamming", synthesis_candidates=0,
                                 query_assignments=1)
     found: List[int] = []
+    near: Dict[int, List[int]] = {}
     for _ in range(rcfg.neighbour_hops):
         new = []
         for source in sources:
             nearest = [int(i) for i in frame_ranking(index, source, rcfg) if int(i) != source]
+            for i in nearest[: rcfg.neighbours]:
+                near.setdefault(i, []).append(source)
             candidates = [i for i in nearest[: rcfg.neighbours] if i in by_id
                           and not by_id[i].verified and by_id[i].neighbour is None]
             if not candidates:
@@ -1325,65 +1338,70 @@ def verified_neighbours(index: Index, results: List[QueryResult], config: Config
     if not found:
         return results
     neighbours = [by_id[i] for i in found]
-    return ([r for r in results if r.verified] + neighbours
+    if rcfg.neighbour_regions:
+        localise_neighbours(index, neighbours, by_id, near, config, n_jobs, stats)
+    return ([r for r in results if r.verified and r.neighbour is None] + neighbours
             + [r for r in results if not r.verified and r.neighbour is None])
 
 
-def localise_neighbours(index: Index, results: List[QueryResult], config: Config,
-                        n_jobs: Optional[int] = 1, stats: Optional[Dict[str, float]] = None
-                        ) -> List[QueryResult]:
-    """Localise each verified neighbour through the image it matched, where that image is
-    localised and the object's region there verifies against the neighbour.
+def localise_neighbours(index: Index, neighbours: Sequence[QueryResult],
+                        by_id: Mapping[int, QueryResult], near: Mapping[int, Sequence[int]],
+                        config: Config, n_jobs: Optional[int] = 1,
+                        stats: Optional[Dict[str, float]] = None) -> None:
+    """Localise verified neighbours through localised images whose whole frame they are
+    near, where the object's region there verifies against them.
 
-    A neighbour's whole frame matches its source's (:func:`verified_neighbours`): the
-    scene is the same, but the object may have moved against it, so the source's mask is
-    not carried by that match. The source, localised by the query or a relay, is matched
-    instead as a relay (:func:`relay_query`: its features in its region, its mask the
-    object; the same verification, no view synthesis), and a neighbour it verifies as a
-    rigid plane or with the object localised by Hough voting gets the relay's region and
-    mask (``relay`` set to the source). Neighbours of neighbours are not localised, as
-    relayed images do not relay: a wrong region would carry its error on. The ranking
-    does not change.
+    A neighbour's whole-frame match (:func:`verified_neighbours`) says the scene is the
+    same, not where the object is, which may have moved against it. Each neighbour is
+    matched instead, as a relay is (:func:`relay_query`: the image's features in its
+    region, its mask the object; the same verification, no view synthesis), against the
+    images the query or a relay localised that ranked it among their nearest whole
+    frames, the image it matched first; the first of them that verifies it as a rigid
+    plane or with the object localised by Hough voting gives it its region and mask
+    (``relay`` set to that image). Neighbours do not localise other neighbours, as relayed
+    images do not relay: a wrong region would carry its error on.
 
     Parameters
     ----------
     index : Index
-    results : list of QueryResult
-        As :func:`verified_neighbours` returns them, masks computed.
+    neighbours : sequence of QueryResult
+        The neighbours, ``neighbour`` set; those localised are updated in place.
+    by_id : mapping of int to QueryResult
+        Every result by image id, masks computed.
+    near : mapping of int to sequence of int
+        For an image id, the images whose whole-frame ranking held it among their
+        ``retrieval.neighbours`` nearest.
     config : Config
-        Off unless ``retrieval.neighbour_regions``.
     n_jobs : int
     stats : dict, optional
-        Filled with "neighbour_regions_tried" and "neighbours_localised".
-
-    Returns
-    -------
-    list of QueryResult: the same results in the same order, those localised updated in
-    place.
+        Filled with "neighbour_regions_tried" (pairs verified) and "neighbours_localised".
     """
     stats = stats if stats is not None else {}
     stats.update(neighbour_regions_tried=0, neighbours_localised=0)
-    if not config.retrieval.neighbour_regions:
-        return results
-    by_id = {r.image_id: r for r in results}
-    of_source: Dict[int, List[QueryResult]] = {}
-    for r in results:
-        if r.neighbour is not None:
-            of_source.setdefault(r.neighbour, []).append(r)
+
+    def can_relay(i: int) -> bool:
+        r = by_id.get(i)
+        return r is not None and r.neighbour is None and r.mask is not None and r.mask.any()
+
     as_relay = dataclasses.replace(config, verify=dataclasses.replace(config.verify,
                                                                       relay_retrieval=0))
+    relays_of = {n.image_id: [i for i in dict.fromkeys([n.neighbour, *near.get(n.image_id, ())])
+                              if can_relay(i)] for n in neighbours}
+    read: Dict[int, Optional[Tuple[np.ndarray, np.ndarray]]] = {}
     localised = []
-    for source_id, neighbours in of_source.items():
-        source = by_id[source_id]
-        if source.neighbour is not None or source.mask is None:
-            continue
-        counts = {"relay_tried": 0}
-        localised += _verify_with_relays(index, [source], neighbours, by_id, as_relay, n_jobs,
-                                         counts)
-        stats["neighbour_regions_tried"] += counts["relay_tried"]
+    for step in range(max(map(len, relays_of.values()), default=0)):
+        # each neighbour's step-th relay, grouped: every relay's features read once
+        by_relay: Dict[int, List[QueryResult]] = {}
+        for n in neighbours:
+            if step < len(relays_of[n.image_id]) and not n.localised:
+                by_relay.setdefault(relays_of[n.image_id][step], []).append(n)
+        for relay, pending in by_relay.items():
+            counts = {"relay_tried": 0}
+            localised += _verify_with_relays(index, [by_id[relay]], pending, by_id, as_relay,
+                                             n_jobs, counts, read)
+            stats["neighbour_regions_tried"] += counts["relay_tried"]
     _relay_masks(index, localised, config.mask, n_jobs)
     stats["neighbours_localised"] = len(localised)
-    return results
 
 
 # ---------------------------------------------------------------------- the query
@@ -1488,9 +1506,7 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
     t4 = time.perf_counter()
     if config.retrieval.neighbours:
         tell("neighbours")
-        results = localise_neighbours(
-            index, verified_neighbours(index, results, config, n_jobs, stats), config,
-            n_jobs, stats)
+        results = verified_neighbours(index, results, config, n_jobs, stats)
     t5 = time.perf_counter()
     if timing is not None:
         timing.update(features=t1 - t0, retrieval=t2 - t1, verification=t3 - t2 - t_segment,

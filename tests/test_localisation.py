@@ -408,11 +408,13 @@ def test_a_relayed_object_is_not_carried_by_its_background(prmini_root, tmp_path
 
 
 @pytest.mark.shared_data
-def test_a_neighbour_is_localised_through_the_frame_it_matched(prmini_root, tmp_path):
+def test_a_neighbour_is_localised_through_a_localised_frame_near_it(prmini_root, tmp_path):
     """prmini-dev's DAVIS car: frames 60 and 70 match neither the query nor a relay; they
-    rank as verified neighbours of the relayed frame 50 (the whole frames share the
-    road). Matched against frame 50's segmented car, as a relay is, they are localised
-    on the labelled car; with ``retrieval.neighbour_regions`` off they get no region."""
+    rank as verified neighbours (their whole frames match those of frames 40 and 50, on
+    the same road). Matched against the segmented car of the localised frames near them,
+    as a relay is, both are localised on the labelled car through frame 50, frame 60
+    although it matched frame 40's whole frame first; with
+    ``retrieval.neighbour_regions`` off they get no region."""
     from classicpr.pipeline import run_query
     ds, q, ids, index = _video_index(prmini_root, tmp_path, "davis_car-roundabout_q",
                                      ("davis_scooter-black", "davis_drift-straight"), 512)
@@ -421,11 +423,17 @@ def test_a_neighbour_is_localised_through_the_frame_it_matched(prmini_root, tmp_
     results = run_query(index, image, box, Config(), n_jobs=2, timing=timing)
     off = {r.image_id: r for r in run_query(
         index, image, box, Config().updated({"retrieval.neighbour_regions": False}), n_jobs=2)}
+    by_id = {r.image_id: r for r in results}
     localised = [r for r in results if r.neighbour is not None and r.localised]
-    assert timing["count_neighbours_localised"] == len(localised) >= 1
+    frame = {n: ids.index(ds.imlist.index(f"davis_car-roundabout_000{n}"))
+             for n in (40, 50, 60, 70)}
+    assert {r.image_id for r in localised} == {frame[60], frame[70]}
+    assert timing["count_neighbours_localised"] == 2
+    assert by_id[frame[60]].neighbour == frame[40] and by_id[frame[60]].relay == frame[50]
     for r in localised:
         assert ds.imlist[ids[r.image_id]].startswith("davis_car-roundabout")
-        assert r.relay == r.neighbour and r.mask is not None
+        relay = by_id[r.relay]  # a localised image that is not a neighbour
+        assert relay.localised and relay.neighbour is None and r.mask is not None
         assert _label_iou(ds, q, ids, index, r) > 0.5, (r.name, _label_iou(ds, q, ids, index, r))
         assert off[r.image_id].neighbour == r.neighbour and not off[r.image_id].localised
     assert [r.image_id for r in results] == list(off)
