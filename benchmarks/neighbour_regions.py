@@ -6,11 +6,11 @@ image's region by the whole-frame homography do?
 ROOT and NAME are a benchmark in the revisitop layout with labels (e.g.
 ``../shared/data/prmini-dev prmini``), INDEX its classicpr index. Every query runs with the
 default configuration. For each verified neighbour that is a positive, prints the S-IoU
-with the label of: the region the pipeline gives it (``localise_neighbours``: the matched
-image's region verified against it as a relay; 0 where it gets none); the mask of the
-image it matched (or the mask carried into that image, along a chain of neighbours)
-carried by the two frames' whole-frame homography; and that carried mask refined by
-GrabCut seeded with it (``objects.object_mask``). Then the means.
+with the label of: the region the pipeline gives it (``localise_neighbours``: the region
+of a localised image near it, verified against it as a relay; 0 where it gets none); the
+mask of the image it matched (or the mask carried into that image, along a chain of
+neighbours) carried by the two frames' whole-frame homography; and that carried mask
+refined by GrabCut seeded with it (``objects.object_mask``). Then the means.
 """
 import argparse
 import dataclasses

@@ -431,7 +431,6 @@ def test_a_neighbour_is_localised_through_a_localised_frame_near_it(prmini_root,
     assert timing["count_neighbours_localised"] == 2
     assert by_id[frame[60]].neighbour == frame[40] and by_id[frame[60]].relay == frame[50]
     for r in localised:
-        assert ds.imlist[ids[r.image_id]].startswith("davis_car-roundabout")
         relay = by_id[r.relay]  # a localised image that is not a neighbour
         assert relay.localised and relay.neighbour is None and r.mask is not None
         assert _label_iou(ds, q, ids, index, r) > 0.5, (r.name, _label_iou(ds, q, ids, index, r))
