@@ -191,10 +191,10 @@ class RetrievalConfig(_Section):
         "neighbours in the next", low=1)
     neighbour_regions: bool = _param(
         True, "verified neighbours: each neighbour is matched, as a relay is (the image's "
-        "features in its region, its mask the object), against the images the query or "
-        "a relay localised that rank it among their nearest whole frames, and localised by "
-        "the first that verifies it; the others get no region (False = no neighbour gets "
-        "one)")
+        "features in its region, its mask the object), against the localised images that "
+        "rank it among their nearest whole frames (neighbours localised so included), and "
+        "localised by the first that verifies it; the others get no region (False = no "
+        "neighbour gets one)")
 
 
 @dataclasses.dataclass(frozen=True)

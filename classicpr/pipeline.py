@@ -1355,11 +1355,13 @@ def localise_neighbours(index: Index, neighbours: Sequence[QueryResult],
     same, not where the object is, which may have moved against it. Each neighbour is
     matched instead, as a relay is (:func:`relay_query`: the image's features in its
     region, its mask the object; the same verification, no view synthesis), against the
-    images the query or a relay localised that ranked it among their nearest whole
-    frames, the image it matched first; the first of them that verifies it as a rigid
+    localised images near it: those whose whole-frame ranking held it among their
+    nearest, the image it matched first. The first of them that verifies it as a rigid
     plane or with the object localised by Hough voting gives it its region and mask
-    (``relay`` set to that image). Neighbours do not localise other neighbours, as relayed
-    images do not relay: a wrong region would carry its error on.
+    (``relay`` set to that image). This goes in rounds: a neighbour localised in one
+    round is a localised image for the neighbours near it in the next, so that the
+    object is followed along a video frame by frame, each step verified on the object's
+    own region.
 
     Parameters
     ----------
@@ -1379,28 +1381,38 @@ def localise_neighbours(index: Index, neighbours: Sequence[QueryResult],
     stats = stats if stats is not None else {}
     stats.update(neighbour_regions_tried=0, neighbours_localised=0)
 
-    def can_relay(i: int) -> bool:
+    def can_relay(i: int) -> bool:  # localised, by the query, a relay or this stage
         r = by_id.get(i)
-        return r is not None and r.neighbour is None and r.mask is not None and r.mask.any()
+        return r is not None and r.mask is not None and bool(r.mask.any())
 
     as_relay = dataclasses.replace(config, verify=dataclasses.replace(config.verify,
                                                                       relay_retrieval=0))
-    relays_of = {n.image_id: [i for i in dict.fromkeys([n.neighbour, *near.get(n.image_id, ())])
-                              if can_relay(i)] for n in neighbours}
+    near_of = {n.image_id: [i for i in dict.fromkeys([n.neighbour, *near.get(n.image_id, ())])
+                            if i != n.image_id] for n in neighbours}
+    tried: Dict[int, set] = {n.image_id: set() for n in neighbours}
     read: Dict[int, Optional[Tuple[np.ndarray, np.ndarray]]] = {}
-    localised = []
-    for step in range(max(map(len, relays_of.values()), default=0)):
-        # each neighbour's step-th relay, grouped: every relay's features read once
+    localised: List[Tuple[QueryResult, QueryResult, PairVerification]] = []
+    while True:
+        # each neighbour not localised yet tries the next image near it that has a region,
+        # grouped by that image; those localised in one round can relay in the next
         by_relay: Dict[int, List[QueryResult]] = {}
         for n in neighbours:
-            if step < len(relays_of[n.image_id]) and not n.localised:
-                by_relay.setdefault(relays_of[n.image_id][step], []).append(n)
+            following = next((i for i in near_of[n.image_id]
+                              if i not in tried[n.image_id] and can_relay(i)), None)
+            if n.localised or following is None:
+                continue
+            tried[n.image_id].add(following)
+            by_relay.setdefault(following, []).append(n)
+        if not by_relay:
+            break
+        new = []
         for relay, pending in by_relay.items():
             counts = {"relay_tried": 0}
-            localised += _verify_with_relays(index, [by_id[relay]], pending, by_id, as_relay,
-                                             n_jobs, counts, read)
+            new += _verify_with_relays(index, [by_id[relay]], pending, by_id, as_relay, n_jobs,
+                                       counts, read)
             stats["neighbour_regions_tried"] += counts["relay_tried"]
-    _relay_masks(index, localised, config.mask, n_jobs)
+        _relay_masks(index, new, config.mask, n_jobs)
+        localised += new
     stats["neighbours_localised"] = len(localised)
 
 
