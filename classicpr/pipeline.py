@@ -1178,11 +1178,12 @@ def _verify_with_relays(index: Index, relays: Sequence[QueryResult],
                         config: Config, n_jobs: Optional[int], stats: Dict[str, float],
                         read: Optional[Dict[int, Optional[Tuple[np.ndarray, np.ndarray]]]] = None
                         ) -> List[Tuple[QueryResult, QueryResult, PairVerification]]:
-    """The verification of :func:`relay_localise`: each relay in turn verified against the
-    ``pending`` results still not localised and its own best-ranked ones; the results it
-    localises updated in place (not their masks) and returned with their relay and
-    verification. ``read`` keeps the relays' features (:func:`relay_descriptors`) by
-    image id across calls."""
+    """The verification of :func:`relay_localise` and :func:`localise_neighbours`: each
+    relay in turn verified against the ``pending`` results still not localised and (with
+    ``verify.relay_retrieval``) its own best-ranked ones; the results it localises
+    updated in place (not their masks) and returned with their relay and verification.
+    ``read`` keeps the relays' features (:func:`relay_descriptors`) by image id across
+    calls."""
     vcfg, mcfg = config.verify, config.mask
     read = {} if read is None else read
     if vcfg.method in ("ratio", "hamming"):
