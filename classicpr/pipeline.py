@@ -1020,6 +1020,11 @@ def relay_ranking(index: Index, relay: QueryResult, config: Config) -> np.ndarra
                           config.retrieval)
 
 
+#: Relay images' SIFT keypoints and descriptors by image id (:func:`relay_descriptors`), kept
+#: across a query's relay and neighbour stages; None where they could not be had.
+RelayFeatures = Dict[int, Optional[Tuple[np.ndarray, np.ndarray]]]
+
+
 def relay_descriptors(index: Index, relays: Sequence[QueryResult], n_jobs: Optional[int] = 1
                       ) -> List[Optional[Tuple[np.ndarray, np.ndarray]]]:
     """Each relay image's SIFT keypoints (N, 4) float32 and descriptors (N, 128) uint8: from
@@ -1117,8 +1122,8 @@ def relay_query(index: Index, relay: QueryResult, method: str, config: MaskConfi
 
 
 def relay_localise(index: Index, results: List[QueryResult], config: Config,
-                   n_jobs: Optional[int] = 1, stats: Optional[Dict[str, float]] = None
-                   ) -> List[QueryResult]:
+                   n_jobs: Optional[int] = 1, stats: Optional[Dict[str, float]] = None,
+                   read: Optional[RelayFeatures] = None) -> List[QueryResult]:
     """Localise, through the best verified results, the best-ranked images that
     verification with the query did not localise.
 
@@ -1150,6 +1155,8 @@ def relay_localise(index: Index, results: List[QueryResult], config: Config,
     n_jobs : int
     stats : dict, optional
         Filled with "relay_tried" (images verified against relays) and "relay_verified".
+    read : dict, optional
+        Relay features already read (:data:`RelayFeatures`), filled with those read here.
 
     Returns
     -------
@@ -1165,7 +1172,7 @@ def relay_localise(index: Index, results: List[QueryResult], config: Config,
     if not relays or not (pending or vcfg.relay_retrieval):
         return results
     by_id = {r.image_id: r for r in results}
-    relayed = _verify_with_relays(index, relays, pending, by_id, config, n_jobs, stats)
+    relayed = _verify_with_relays(index, relays, pending, by_id, config, n_jobs, stats, read)
     stats["relay_verified"] = len(relayed)
     _relay_masks(index, relayed, config.mask, n_jobs)
     first = [r for r in results if r.verified and r.relay is None]
@@ -1176,7 +1183,7 @@ def relay_localise(index: Index, results: List[QueryResult], config: Config,
 def _verify_with_relays(index: Index, relays: Sequence[QueryResult],
                         pending: List[QueryResult], by_id: Mapping[int, QueryResult],
                         config: Config, n_jobs: Optional[int], stats: Dict[str, float],
-                        read: Optional[Dict[int, Optional[Tuple[np.ndarray, np.ndarray]]]] = None
+                        read: Optional[RelayFeatures] = None
                         ) -> List[Tuple[QueryResult, QueryResult, PairVerification]]:
     """The verification of :func:`relay_localise` and :func:`localise_neighbours`: each
     relay in turn verified against the ``pending`` results still not localised and (with
@@ -1268,8 +1275,8 @@ def frame_query(index: Index, image_id: int) -> QueryFeatures:
 
 
 def verified_neighbours(index: Index, results: List[QueryResult], config: Config,
-                        n_jobs: Optional[int] = 1, stats: Optional[Dict[str, float]] = None
-                        ) -> List[QueryResult]:
+                        n_jobs: Optional[int] = 1, stats: Optional[Dict[str, float]] = None,
+                        read: Optional[RelayFeatures] = None) -> List[QueryResult]:
     """Rank, right after the verified results, the images that show the same scene as a
     verified one: its verified neighbours.
 
@@ -1297,6 +1304,8 @@ def verified_neighbours(index: Index, results: List[QueryResult], config: Config
     stats : dict, optional
         Filled with "neighbours_tried" (pairs verified), "neighbours_found" and those of
         :func:`localise_neighbours`.
+    read : dict, optional
+        Relay features already read, for :func:`localise_neighbours`.
 
     Returns
     -------
@@ -1340,7 +1349,7 @@ def verified_neighbours(index: Index, results: List[QueryResult], config: Config
         return results
     neighbours = [by_id[i] for i in found]
     if rcfg.neighbour_regions:
-        localise_neighbours(index, neighbours, by_id, near, config, n_jobs, stats)
+        localise_neighbours(index, neighbours, by_id, near, config, n_jobs, stats, read)
     return ([r for r in results if r.verified and r.neighbour is None] + neighbours
             + [r for r in results if not r.verified and r.neighbour is None])
 
@@ -1348,7 +1357,8 @@ def verified_neighbours(index: Index, results: List[QueryResult], config: Config
 def localise_neighbours(index: Index, neighbours: Sequence[QueryResult],
                         by_id: Mapping[int, QueryResult], near: Mapping[int, Sequence[int]],
                         config: Config, n_jobs: Optional[int] = 1,
-                        stats: Optional[Dict[str, float]] = None) -> None:
+                        stats: Optional[Dict[str, float]] = None,
+                        read: Optional[RelayFeatures] = None) -> None:
     """Localise verified neighbours through localised images whose whole frame they are
     near, where the object's region there verifies against them.
 
@@ -1378,9 +1388,13 @@ def localise_neighbours(index: Index, neighbours: Sequence[QueryResult],
     n_jobs : int
     stats : dict, optional
         Filled with "neighbour_regions_tried" (pairs verified) and "neighbours_localised".
+    read : dict, optional
+        Relay features already read (:data:`RelayFeatures`, e.g. by
+        :func:`relay_localise`), filled with those read here.
     """
     stats = stats if stats is not None else {}
     stats.update(neighbour_regions_tried=0, neighbours_localised=0)
+    read = {} if read is None else read
 
     def can_relay(i: int) -> bool:  # localised, by the query, a relay or this stage
         r = by_id.get(i)
@@ -1388,10 +1402,9 @@ def localise_neighbours(index: Index, neighbours: Sequence[QueryResult],
 
     as_relay = dataclasses.replace(config, verify=dataclasses.replace(config.verify,
                                                                       relay_retrieval=0))
-    near_of = {n.image_id: [i for i in dict.fromkeys([n.neighbour, *near.get(n.image_id, ())])
-                            if i != n.image_id] for n in neighbours}
+    near_of = {n.image_id: list(dict.fromkeys([n.neighbour, *near.get(n.image_id, ())]))
+               for n in neighbours}
     tried: Dict[int, set] = {n.image_id: set() for n in neighbours}
-    read: Dict[int, Optional[Tuple[np.ndarray, np.ndarray]]] = {}
     localised: List[Tuple[QueryResult, QueryResult, PairVerification]] = []
     while True:
         # each neighbour not localised yet tries the next image near it that has a region,
@@ -1513,13 +1526,14 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
     tell("masks")
     compute_masks(index, results, segment, config.mask, n_jobs)
     t_relay = time.perf_counter()
+    relay_features: RelayFeatures = {}  # read once for both stages
     if config.verify.relay_images:
         tell("relay")
-        results = relay_localise(index, results, config, n_jobs, stats)
+        results = relay_localise(index, results, config, n_jobs, stats, relay_features)
     t4 = time.perf_counter()
     if config.retrieval.neighbours:
         tell("neighbours")
-        results = verified_neighbours(index, results, config, n_jobs, stats)
+        results = verified_neighbours(index, results, config, n_jobs, stats, relay_features)
     t5 = time.perf_counter()
     if timing is not None:
         timing.update(features=t1 - t0, retrieval=t2 - t1, verification=t3 - t2 - t_segment,
