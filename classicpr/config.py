@@ -326,8 +326,10 @@ class MaskConfig(_Section):
     plane_perspective: float = _param(
         1.5, "'grabcut': a verified image also keeps the projected box when its homography "
         "foreshortens the box this much (ratio of the largest to the smallest projective "
-        "depth over the box corners): a plane seen obliquely, which an object moving in "
-        "front of a background (near-affine motion) is not", low=1.0)
+        "depth over the box corners; of the background's homography where that carries at "
+        "least half of the inliers, being fitted to more of them): a plane seen obliquely, "
+        "which an object moving in front of a background (near-affine motion) is not",
+        low=1.0)
     min_votes: int = _param(
         3, "'grabcut': smallest Hough cluster of the object's correspondences that localises "
         "it (Lowe's 3)", low=3)

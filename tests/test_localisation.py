@@ -11,7 +11,7 @@ import pytest
 
 from classicpr.config import Config, MaskConfig, VerifyConfig
 from classicpr.objects import carry_segment, follows_motion, hough_localise, object_mask
-from classicpr.verify import inlier_coverage, log_nfa, verify_pair
+from classicpr.verify import inlier_coverage, log_nfa, perspective_ratio, verify_pair
 from classicpr.views import synthesize_views, view_angles
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -409,13 +409,46 @@ def test_a_relayed_object_is_not_carried_by_its_background(prmini_root, tmp_path
 
 
 @pytest.mark.shared_data
+def test_a_moving_object_is_not_placed_by_the_background_behind_it(prmini_root, tmp_path):
+    """prmini-dev's DAVIS car. Frames 20 and 30 verify with the query through a handful
+    of inliers on the fence and hedge behind the car (the car has driven on), in one part
+    of the box. Fitted to so few, the homography foreshortens the box like an oblique
+    plane; the street around the box, whose motion carries those inliers, does not. The
+    box is then no rigid plane: the car is localised where it drove, not where the
+    projected box lands (IoU 0.24 and 0 when projected).
+
+    Frame 60, where the car has turned its back, verifies through the relay frame 30 on
+    the hedge in the car's bounding box. The few correspondences on the relay's car mask
+    that follow the background's motion lie on its fringe; most do not follow it, so the
+    car moved, and as its own do not localise it, it is not placed by the fringe (that
+    put it on the hedge, IoU 0). Another relay localises it on the car."""
+    from classicpr.pipeline import run_query
+    ds, q, ids, index = _video_index(prmini_root, tmp_path, "davis_car-roundabout_q",
+                                     ("davis_scooter-black", "davis_drift-straight"), 512)
+    box = ds.query_box(q)
+    results = run_query(index, ds.image_dir / ds.query_file(q), box, Config(), n_jobs=2)
+    by_id = {r.image_id: r for r in results}
+    frame = {n: by_id[ids.index(ds.imlist.index(f"davis_car-roundabout_000{n}"))]
+             for n in (20, 30, 60)}
+    assert all(frame[n].verified and frame[n].relay is None for n in (20, 30))
+    assert max(perspective_ratio(frame[n].H, box) for n in (20, 30)) >= \
+        MaskConfig().plane_perspective
+    for n in (20, 30):
+        assert not frame[n].rigid and frame[n].mask_method == "object", n
+        iou = _label_iou(ds, q, ids, index, frame[n])
+        assert iou > 0.5, (n, iou)
+    assert frame[60].relay is not None and frame[60].mask_method == "object"
+    iou = _label_iou(ds, q, ids, index, frame[60])
+    assert iou > 0.5, iou
+
+
+@pytest.mark.shared_data
 def test_a_neighbour_is_localised_through_a_localised_frame_near_it(prmini_root, tmp_path):
-    """prmini-dev's DAVIS car: frames 60 and 70 match neither the query nor a relay; they
-    rank as verified neighbours (their whole frames match those of frames 40 and 50, on
-    the same road). Matched against the segmented car of the localised frames near them,
-    as a relay is, both are localised on the labelled car through frame 50, frame 60
-    although it matched frame 40's whole frame first; with
-    ``retrieval.neighbour_regions`` off they get no region."""
+    """prmini-dev's DAVIS car: frame 70 matches neither the query nor a relay; it ranks
+    as a verified neighbour (its whole frame matches frame 50's, on the same road).
+    Matched against the segmented car of the localised frames near it, as a relay is, it
+    is localised on the labelled car through frame 50; with
+    ``retrieval.neighbour_regions`` off it gets no region."""
     from classicpr.pipeline import run_query
     ds, q, ids, index = _video_index(prmini_root, tmp_path, "davis_car-roundabout_q",
                                      ("davis_scooter-black", "davis_drift-straight"), 512)
@@ -427,10 +460,10 @@ def test_a_neighbour_is_localised_through_a_localised_frame_near_it(prmini_root,
     by_id = {r.image_id: r for r in results}
     localised = [r for r in results if r.neighbour is not None and r.localised]
     frame = {n: ids.index(ds.imlist.index(f"davis_car-roundabout_000{n}"))
-             for n in (40, 50, 60, 70)}
-    assert {r.image_id for r in localised} == {frame[60], frame[70]}
-    assert timing["count_neighbours_localised"] == 2
-    assert by_id[frame[60]].neighbour == frame[40] and by_id[frame[60]].relay == frame[50]
+             for n in (50, 70)}
+    assert {r.image_id for r in localised} == {frame[70]}
+    assert timing["count_neighbours_localised"] == 1
+    assert by_id[frame[70]].neighbour == frame[50] and by_id[frame[70]].relay == frame[50]
     for r in localised:
         relay = by_id[r.relay]  # a localised image that is not a neighbour
         assert relay.localised and relay.neighbour is None and r.mask is not None
@@ -443,11 +476,11 @@ def test_a_neighbour_is_localised_through_a_localised_frame_near_it(prmini_root,
 def test_hamming_relays_match_with_the_query_s_multiple_assignment(prmini_root, tmp_path,
                                                                    caplog):
     """prmini-dev's horse jump under --verify hamming: frame 40 does not verify with the
-    query, and a relay whose features each count in only the one word the index gave
-    them does not localise it either. The relay's descriptors, each in its 5 nearest
-    words as the query's are, localise it on the labelled horse; where the feature store
-    was deleted, the relay's features are extracted again from its image, with the same
-    result."""
+    query; it is localised on the labelled horse through a localised frame, whose
+    descriptors are matched in their 5 nearest words each, as the query's are (without
+    the store or the images, a relay has only its stored features, each in the one word
+    the index gave it); where the feature store was deleted, the relay's features are
+    extracted again from its image, with the same result."""
     import shutil
     from classicpr.index import Index
     from classicpr.pipeline import relay_descriptors, relay_query, run_query, verify_shortlist
@@ -462,9 +495,9 @@ def test_hamming_relays_match_with_the_query_s_multiple_assignment(prmini_root, 
 
     by_id = results_of(index)
     r = by_id[frame40]
-    assert r.relay is not None and r.localised and by_id[r.relay].relay is None
+    assert r.relay is not None and r.localised
     iou = _label_iou(ds, q, ids, index, r)
-    assert iou > 0.2, iou  # on the horse (0.29 with this small vocabulary)
+    assert iou > 0.5, iou  # on the horse
 
     def relay_localises(index, assignments):
         features, cue = relay_query(index, by_id[r.relay], "hamming", MaskConfig())
@@ -474,13 +507,13 @@ def test_hamming_relays_match_with_the_query_s_multiple_assignment(prmini_root, 
         return len(features.descriptors), pv.plain.verified and (
             pv.rigid or pv.object_location is not None)
 
-    assert relay_localises(index, 5)[1]
+    n_descriptors, localised = relay_localises(index, 5)
+    assert n_descriptors > 0 and localised
     shutil.rmtree(tmp_path / "idx" / "features")
     # neither store nor images: the relay's stored words, one per feature
     without_images = Index.load(tmp_path / "idx")
     without_images.image_dir = None
-    n_descriptors, localised = relay_localises(without_images, 1)
-    assert n_descriptors == 0 and not localised
+    assert relay_localises(without_images, 1)[0] == 0
     # images but no store: the relay's SIFT extracted again, the same localisation
     again = results_of(Index.load(tmp_path / "idx", image_dir=ds.image_dir))[frame40]
     assert again.relay == r.relay and np.array_equal(again.mask, r.mask)
