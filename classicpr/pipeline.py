@@ -572,7 +572,7 @@ def _with_object(pv: PairVerification, query: QueryFeatures, cue: Optional[Objec
     the box fit its perspective loosely, so where the background's motion (below)
     carries at least half of them, the background's homography is read instead (9
     inliers on a fence behind a car foreshortened the box 1.7 times, the 600 of the
-    street around it not at all).
+    street around it 1.1 times).
 
     The object's votes are its correspondences (``qi``, ``di`` on the query segment). When
     the features around the box (``query.context``, matched by ``context_correspondences``)
