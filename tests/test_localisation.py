@@ -415,7 +415,7 @@ def test_a_moving_object_is_not_placed_by_the_background_behind_it(prmini_root, 
     of the box. Fitted to so few, the homography foreshortens the box like an oblique
     plane; the street around the box, whose motion carries those inliers, does not. The
     box is then no rigid plane: the car is localised where it drove, not where the
-    projected box lands (IoU 0.24 and 0 when projected).
+    projected box lands (on prmini-dev's whole database, IoU 0.24 and 0 when projected).
 
     Frame 60, where the car has turned its back, verifies through the relay frame 30 on
     the hedge in the car's bounding box. The few correspondences on the relay's car mask
