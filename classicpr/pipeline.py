@@ -339,6 +339,14 @@ class QueryResult:
         """True when the query has a region in this image (verified, or weakly localised)."""
         return self.polygon is not None
 
+    @property
+    def box_only(self) -> bool:
+        """True when the query verified this image but placed its object neither as a rigid
+        plane nor by Hough voting: its region is the projected box, a guess where the
+        object moved against the background the homography follows."""
+        return self.verified and self.relay is None and not self.rigid and (
+            self.object_location is None)
+
     def caption(self, rank: int) -> str:
         """What an overlay of this result at 1-based ``rank`` says about it."""
         if self.neighbour is not None:
@@ -1154,7 +1162,10 @@ def relay_localise(index: Index, results: List[QueryResult], config: Config,
                    n_jobs: Optional[int] = 1, stats: Optional[Dict[str, float]] = None,
                    read: Optional[RelayFeatures] = None) -> List[QueryResult]:
     """Localise, through the best verified results, the best-ranked images that
-    verification with the query did not localise.
+    verification with the query did not localise, or localised only by the projected box
+    (:attr:`QueryResult.box_only`: verified, but the object placed neither as a rigid
+    plane nor by Hough voting, where it moved against the background that the homography
+    follows).
 
     A video frame where the object turned, or a photo at a viewpoint too far from the
     query's, can still match a verified image in between. Each of the first
@@ -1190,22 +1201,24 @@ def relay_localise(index: Index, results: List[QueryResult], config: Config,
     Returns
     -------
     list of QueryResult: the same results (those localised through a relay updated in
-    place, ``relay`` set), ranked again: verified with the query, then localised through a
-    relay, then the rest in their order.
+    place, ``relay`` set), ranked again: verified with the query (in their order, also
+    those a relay localised again), then localised through a relay, then the rest in
+    their order.
     """
     stats = stats if stats is not None else {}
     stats.update(relay_tried=0, relay_verified=0)
     vcfg = config.verify
     relays = [r for r in results if r.verified and r.mask is not None][: vcfg.relay_images]
-    pending = [r for r in results if not r.localised][: vcfg.relay_candidates]
+    pending = [r for r in results if not r.localised or r.box_only][: vcfg.relay_candidates]
     if not relays or not (pending or vcfg.relay_retrieval):
         return results
     by_id = {r.image_id: r for r in results}
+    by_query = {r.image_id for r in results if r.verified}
     relayed = _verify_with_relays(index, relays, pending, by_id, config, n_jobs, stats, read)
     stats["relay_verified"] = len(relayed)
     _relay_masks(index, relayed, config.mask, n_jobs)
-    first = [r for r in results if r.verified and r.relay is None]
-    then = [r for r in results if r.relay is not None]
+    first = [r for r in results if r.image_id in by_query]
+    then = [r for r in results if r.relay is not None and r.image_id not in by_query]
     return first + then + [r for r in results if not r.verified]
 
 
@@ -1229,11 +1242,12 @@ def _verify_with_relays(index: Index, relays: Sequence[QueryResult],
     features_of = [read.get(r.image_id) for r in relays]
     relayed = []
     for relay, features in zip(relays, features_of):
-        candidates = list(pending)
+        candidates = [r for r in pending if r.image_id != relay.image_id]
         if vcfg.relay_retrieval:
-            tried = {r.image_id for r in candidates}  # the relay itself is localised
+            tried = {r.image_id for r in pending}
             own = [by_id[i] for i in relay_ranking(index, relay, config).tolist()
-                   if i in by_id and i not in tried and not by_id[i].localised]
+                   if i in by_id and i not in tried and i != relay.image_id
+                   and (not by_id[i].localised or by_id[i].box_only)]
             candidates += own[: vcfg.relay_retrieval]
         if not candidates:
             continue

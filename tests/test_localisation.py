@@ -443,6 +443,38 @@ def test_a_moving_object_is_not_placed_by_the_background_behind_it(prmini_root, 
 
 
 @pytest.mark.shared_data
+def test_a_verified_frame_placed_only_by_its_box_is_localised_through_a_relay(prmini_root,
+                                                                            tmp_path):
+    """prmini-dev's DAVIS dog: the query verifies frames 10 and 20, but the dog's own
+    correspondences do not place it (the homography follows the ground it runs over), so
+    the query alone leaves them the projected box. A relay whose mask is the segmented
+    dog localises it there by Hough voting; the frames keep their rank among the images
+    the query verified."""
+    from classicpr.pipeline import run_query
+    ds, q, ids, index = _video_index(prmini_root, tmp_path, "davis_dog_q",
+                                     ("davis_scooter-black", "davis_drift-straight"), 512)
+    image, box = ds.image_dir / ds.query_file(q), ds.query_box(q)
+    results = run_query(index, image, box, Config(), n_jobs=2)
+    alone = {r.image_id: r for r in run_query(
+        index, image, box, Config().updated({"verify.relay_images": 0,
+                                             "retrieval.neighbours": 0}), n_jobs=2)}
+    by_id = {r.image_id: r for r in results}
+    rank = {r.image_id: k for k, r in enumerate(results)}
+    relayed = [r for r in results if alone[r.image_id].box_only and r.relay is not None]
+    frames = {ids.index(ds.imlist.index(f"davis_dog_000{n}")) for n in (10, 20)}
+    assert frames <= {r.image_id for r in relayed}, [r.name for r in relayed]
+    query_verified = [i for i, r in alone.items() if r.verified]
+    for r in relayed:
+        assert r.mask_method == "object" and by_id[r.relay].verified
+        assert rank[r.image_id] < len(query_verified)  # among the query's verified images
+        before = _label_iou(ds, q, ids, index, alone[r.image_id])
+        after = _label_iou(ds, q, ids, index, r)
+        assert after > before + 0.15, (r.name, before, after)
+        if r.image_id in frames:
+            assert after > 0.5, (r.name, after)
+
+
+@pytest.mark.shared_data
 def test_a_neighbour_is_localised_through_a_localised_frame_near_it(prmini_root, tmp_path):
     """prmini-dev's DAVIS car: frame 70 matches neither the query nor a relay; it ranks
     as a verified neighbour (its whole frame matches frame 50's, on the same road).
