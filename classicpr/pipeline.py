@@ -1172,8 +1172,8 @@ def relay_localise(index: Index, results: List[QueryResult], config: Config,
     ``verify.relay_images`` verified results with a mask (most inliers first) becomes a
     query (:func:`relay_query`: its features in its region, the mask its object) and
     is verified, like the query (same method, no view synthesis), against the first
-    ``verify.relay_candidates`` results not localised yet and the first
-    ``verify.relay_retrieval`` not localised yet in its own ranking (:func:`relay_ranking`:
+    ``verify.relay_candidates`` results not localised yet (or box-only) and the first
+    ``verify.relay_retrieval`` such results in its own ranking (:func:`relay_ranking`:
     among many unrelated images, a frame where the object turned ranks far down the
     query's ranking but near the frame beside it); relays are tried in that order
     and the first that verifies an image localises it, if the relay's region moves as one
@@ -1448,7 +1448,6 @@ def localise_neighbours(index: Index, neighbours: Sequence[QueryResult],
     near_of = {n.image_id: list(dict.fromkeys([n.neighbour, *near.get(n.image_id, ())]))
                for n in neighbours}
     tried: Dict[int, set] = {n.image_id: set() for n in neighbours}
-    localised: List[Tuple[QueryResult, QueryResult, PairVerification]] = []
     while True:
         # each neighbour not localised yet tries the next image near it that has a region,
         # grouped by that image; those localised in one round can relay in the next
@@ -1469,8 +1468,7 @@ def localise_neighbours(index: Index, neighbours: Sequence[QueryResult],
                                        counts, read)
             stats["neighbour_regions_tried"] += counts["relay_tried"]
         _relay_masks(index, new, config.mask, n_jobs)
-        localised += new
-    stats["neighbours_localised"] = len(localised)
+        stats["neighbours_localised"] += len(new)
 
 
 # ---------------------------------------------------------------------- the query
