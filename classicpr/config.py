@@ -203,11 +203,11 @@ class VerifyConfig(_Section):
 
     Attributes
     ----------
-    shortlist, method, hamming_threshold, hamming_retry_threshold, query_assignments, ratio,
-    acceptance, min_inliers, weak_geometry, max_per_word, ransac_threshold, max_iters, refit,
-    max_scale_change, min_area_fraction, synthesis_tilts, synthesis_candidates,
-    synthesis_features, synthesis_fit, min_weak_inliers, relay_images, relay_candidates,
-    relay_retrieval
+    shortlist, method, hamming_threshold, hamming_retry_threshold, hamming_localisation,
+    query_assignments, ratio, acceptance, min_inliers, weak_geometry, max_per_word,
+    ransac_threshold, max_iters, refit, max_scale_change, min_area_fraction, synthesis_tilts,
+    synthesis_candidates, synthesis_features, synthesis_fit, min_weak_inliers, relay_images,
+    relay_candidates, relay_retrieval
         See each field's ``help`` (``VerifyConfig.describe()``).
     """
 
@@ -230,6 +230,14 @@ class VerifyConfig(_Section):
         "whose signatures differ in at most this fraction of their bits: fewer, surer pairs, "
         "for when chance pairs outnumber the true ones (extreme zoom); the a-contrario test "
         "counts both tries. Off at 0, or at or above hamming_threshold", low=0.0, high=0.5)
+    hamming_localisation: str = _param(
+        "image", "method 'hamming', mask method 'grabcut': how an image is localised that "
+        "the Hamming correspondences verify but do not place as a rigid plane. 'image' = "
+        "with ratio-test correspondences, as method 'ratio' localises it, on its SIFT "
+        "descriptors: from INDEX/features where it is there, else extracted again from "
+        "its file (which GrabCut reads anyway; about 0.2 s per image); 'signatures' = "
+        "with the Hamming correspondences (no descriptors, noisier object votes)",
+        choices=("image", "signatures"))
     query_assignments: int = _param(
         5, "method 'hamming': each feature of the query (and of a relay) is matched in its "
         "this many nearest words (multiple assignment on the query side, as "

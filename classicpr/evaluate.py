@@ -232,7 +232,8 @@ def evaluate_benchmark(root: PathLike, name: str, index_dir: PathLike,
                        "per_query_median": float(np.median(per_query)) if per_query else 0.0,
                        "synthesis_per_query_median": float(np.median(counts.get("synthesis_s", [0]))),
                        "expansion_per_query_median": float(np.median(counts.get("expansion_s", [0]))),
-                       "stage_medians": {k: float(np.median(v)) for k, v in stages.items()}}
+                       "stage_medians": {k: float(np.median(v)) for k, v in stages.items()},
+                       "stage_means": {k: float(np.mean(v)) for k, v in stages.items()}}
     out["verification"] = {k: int(sum(v)) for k, v in counts.items() if not k.endswith("_s")}
     out["config"] = config.to_dict()
     if export_dir is not None:

@@ -492,33 +492,56 @@ def _expanded_vectors(words: np.ndarray, vectors: np.ndarray,
 
 
 # ---------------------------------------------------------------------- 3. verification
+#: Database images' SIFT keypoints (N, 4) and descriptors (N, 128) by image id, read from
+#: the feature store or extracted again from the image files (:func:`relay_descriptors`,
+#: :func:`_localise_from_images`) and kept across a query's stages; None where they could
+#: not be had.
+ImageFeatures = Dict[int, Optional[Tuple[np.ndarray, np.ndarray]]]
+
+
 def _verify_batch(args) -> List[PairVerification]:
     """Verify a batch of candidates in a worker; descriptors (ratio method) are read from
     the feature store one candidate at a time, so memory stays bounded. ``log_tests`` is
     added to every model's log10 NFA (the homography tests each candidate can get)."""
     query, cue, candidates, config, store, log_tests = args
     ratio = config.method == "ratio"
-    qroot = rootsift(query.descriptors) if ratio else None
-    croot = rootsift(query.context.descriptors) if ratio and query.context is not None else None
+    roots = _query_roots(query) if ratio else None
     out = []
     for cand in candidates:
         if ratio:
-            cand, desc = _with_stored_keypoints(cand, store)
-            droot = rootsift(desc)
-            qi, di = ratio_correspondences(qroot, droot, config.ratio)
-        else:
-            qi, di = _word_correspondences(query.words, query.hamming, cand, config)
+            cand, descriptors = _with_stored_keypoints(cand, store)
+            out.append(_verify_by_ratio(query, roots, cue, cand, descriptors, config, log_tests))
+            continue
+        qi, di = _word_correspondences(query.words, query.hamming, cand, config)
         v = verify_pair(query.keypoints, cand.keypoints, qi, di, query.box, cand.size, config,
                         cand.feature_scale, log_tests)
-
-        def context_correspondences():
-            if ratio:
-                return ratio_correspondences(croot, droot, config.ratio)
-            return _word_correspondences(query.context.words, query.context.hamming, cand,
-                                         config)
         out.append(_with_object(PairVerification(v), query, cue, cand, qi, di,
-                                context_correspondences, config))
+                                lambda: _word_correspondences(query.context.words,
+                                                              query.context.hamming, cand, config),
+                                config))
     return out
+
+
+def _query_roots(query: QueryFeatures) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """RootSIFT of the query's descriptors (M, 128) and of its context's (None without)."""
+    context = query.context
+    return rootsift(query.descriptors), (rootsift(context.descriptors)
+                                         if context is not None else None)
+
+
+def _verify_by_ratio(query: QueryFeatures, roots: Tuple[np.ndarray, Optional[np.ndarray]],
+                     cue: Optional[ObjectCue], cand: StoredImage, descriptors: np.ndarray,
+                     config: VerifyConfig, log_tests: float = 0.0) -> PairVerification:
+    """One candidate verified with ratio-test correspondences between the query's RootSIFT
+    (``roots``, :func:`_query_roots`) and the candidate's ``descriptors`` (N, 128) uint8, in
+    the order of ``cand.keypoints``; localised by :func:`_with_object`."""
+    qroot, croot = roots
+    droot = rootsift(descriptors)
+    qi, di = ratio_correspondences(qroot, droot, config.ratio)
+    v = verify_pair(query.keypoints, cand.keypoints, qi, di, query.box, cand.size, config,
+                    cand.feature_scale, log_tests)
+    return _with_object(PairVerification(v), query, cue, cand, qi, di,
+                        lambda: ratio_correspondences(croot, droot, config.ratio), config)
 
 
 def _verify_candidates(query: QueryFeatures, cue: Optional[ObjectCue],
@@ -662,8 +685,8 @@ def _background_motion(query: QueryFeatures, cand: StoredImage,
 def verify_shortlist(index: Index, query: QueryFeatures, shortlist: Sequence[int],
                      config: VerifyConfig, cue: Optional[ObjectCue] = None,
                      n_jobs: Optional[int] = 1, stats: Optional[Dict[str, float]] = None,
-                     retrieval: Optional[RetrievalConfig] = None
-                     ) -> Dict[int, PairVerification]:
+                     retrieval: Optional[RetrievalConfig] = None,
+                     read: Optional[ImageFeatures] = None) -> Dict[int, PairVerification]:
     """Verify the shortlisted database images, then (view synthesis) the most similar
     images that failed, in parallel batches.
 
@@ -676,7 +699,9 @@ def verify_shortlist(index: Index, query: QueryFeatures, shortlist: Sequence[int
     only for those still unverified among its own candidates. Images verified plainly are
     never matched to views. With Hamming correspondences, shortlisted images still
     unverified are then tried once more with the surest of them
-    (:func:`_retries_strict_hamming`).
+    (:func:`_retries_strict_hamming`), and with ``config.hamming_localisation`` "image"
+    those verified but not as a rigid plane are localised from their image files
+    (:func:`_localise_from_images`).
 
     Parameters
     ----------
@@ -691,8 +716,14 @@ def verify_shortlist(index: Index, query: QueryFeatures, shortlist: Sequence[int
     n_jobs : int
     stats : dict, optional
         Filled with counts: "plain_verified", "synthesis_tried", "synthesis_verified",
-        "views", "strict_verified" (by the Hamming retry), and "synthesis_s" (seconds in
-        view synthesis and view matching).
+        "views", "strict_verified" (by the Hamming retry), "image_localisation_tried",
+        "image_localised", and the seconds "synthesis_s" (view synthesis and view
+        matching) and "image_localisation_s".
+    retrieval : RetrievalConfig, optional
+        How the synthesised views rank the database.
+    read : dict, optional
+        Database images' features already read (:data:`ImageFeatures`), filled with those
+        read for localisation from the images.
 
     Returns
     -------
@@ -700,7 +731,8 @@ def verify_shortlist(index: Index, query: QueryFeatures, shortlist: Sequence[int
     """
     stats = stats if stats is not None else {}
     stats.update(plain_verified=0, synthesis_tried=0, synthesis_verified=0, views=0,
-                 synthesis_s=0.0, strict_verified=0)
+                 synthesis_s=0.0, strict_verified=0, image_localisation_tried=0,
+                 image_localised=0, image_localisation_s=0.0)
     if len(shortlist) == 0:
         return {}
     store = None
@@ -736,7 +768,75 @@ def verify_shortlist(index: Index, query: QueryFeatures, shortlist: Sequence[int
             if p.plain.verified:
                 verified[c.image_id] = p
         stats["strict_verified"] = sum(p.plain.verified for p in retried)
+    if (config.method == "hamming" and config.hamming_localisation == "image"
+            and cue is not None and index.image_dir is not None and len(query.descriptors)):
+        _localise_from_images(index, sent, cue, verified, config, n_jobs, stats, read)
     return verified
+
+
+def _localise_from_images(index: Index, query: QueryFeatures, cue: ObjectCue,
+                          verified: Dict[int, PairVerification], config: VerifyConfig,
+                          n_jobs: Optional[int], stats: Dict[str, float],
+                          read: Optional[ImageFeatures] = None) -> None:
+    """``verify.hamming_localisation`` "image": each image that Hamming correspondences
+    verified but did not place as a rigid plane is matched again, by the ratio test,
+    to its SIFT descriptors: from the feature store where it is there, else extracted
+    again from its image file (the index's feature settings, so the very features the
+    index holds). Where that verifies, its
+    verification and object localisation replace the Hamming ones in ``verified`` (image
+    id -> PairVerification); elsewhere the Hamming ones stay.
+
+    Hamming correspondences are many and noisy: enough to verify an image and to fit a
+    plane that covers the box, but among them the few votes of a moving object do not
+    stand out, and Hough voting picks chance clusters. Only these images are read, a few
+    per query, and GrabCut reads their pixels anyway. Features already in ``read``
+    (image id -> keypoints, descriptors) are not extracted again, and those extracted are
+    added to it. ``stats`` gains "image_localisation_tried", "image_localised" and
+    "image_localisation_s"."""
+    t0 = time.perf_counter()
+    read = {} if read is None else read
+    ids = sorted(i for i, p in verified.items() if p.plain.verified and not p.rigid)
+    store = index.feature_store()
+    if store is not None:
+        read.update({i: store.load(index.names[i])[:2] for i in ids if i not in read})
+    items = [(index.candidate(i), index.image_path(i), read.get(i)) for i in ids]
+    jobs = [(query, cue, batch, index.feature_config, dataclasses.replace(config, method="ratio"))
+            for batch in _batches(items, n_jobs)]
+    found = [p for batch in run_parallel(_localise_from_image_batch, jobs, n_jobs, progress=False)
+             for p in batch]
+    for i, (pv, features) in zip(ids, found):
+        if features is not None:
+            read[i] = features
+        if pv is not None:
+            verified[i] = pv
+    stats["image_localisation_tried"] = len(ids)
+    stats["image_localised"] = sum(pv is not None for pv, _ in found)
+    stats["image_localisation_s"] = time.perf_counter() - t0
+
+
+def _localise_from_image_batch(args) -> List[Tuple[Optional[PairVerification],
+                                                   Optional[Tuple[np.ndarray, np.ndarray]]]]:
+    """In a worker: each (candidate, image path, its features or None) of a batch verified
+    and localised by the ratio test against its features, extracted from the image where
+    not given. Returns (the verification, None where it fails or the image cannot be
+    read (logged); the features extracted here, else None) per item."""
+    query, cue, items, feature_config, config = args
+    roots = _query_roots(query)
+    out = []
+    for cand, path, features in items:
+        extracted = None
+        if features is None:
+            try:
+                extracted = extract_image(path, feature_config)[:2]
+            except ImageReadError as exc:
+                log.warning("localisation from the image: %s; the Hamming one is kept", exc)
+                out.append((None, None))
+                continue
+        keypoints, descriptors = features if features is not None else extracted
+        cand = dataclasses.replace(cand, keypoints=keypoints, words=None, signatures=None)
+        pv = _verify_by_ratio(query, roots, cue, cand, descriptors, config)
+        out.append((pv if pv.plain.verified else None, extracted))
+    return out
 
 
 def _verify_views(index: Index, query: QueryFeatures, verified: Dict[int, PairVerification],
@@ -917,7 +1017,8 @@ def rank_results(index: Index, ids: np.ndarray, scores: np.ndarray,
 
 def _expand(index: Index, query: QueryFeatures, ranked_as: RetrievalQuery, ids: np.ndarray,
             scores: np.ndarray, verified: Dict[int, PairVerification], cue: Optional[ObjectCue],
-            config: Config, n_jobs: Optional[int], stats: Dict[str, float]):
+            config: Config, n_jobs: Optional[int], stats: Dict[str, float],
+            read: Optional[ImageFeatures] = None):
     """Average query expansion: rank again with the best verified images' features, then
     verify the newly shortlisted images (plainly: their views were matched already)."""
     expansion = expansion_features(index, rank_results(index, ids, scores, verified),
@@ -930,7 +1031,7 @@ def _expand(index: Index, query: QueryFeatures, ranked_as: RetrievalQuery, ids: 
     shortlist = ids if config.verify.shortlist is None else ids[: config.verify.shortlist]
     new = [int(i) for i in shortlist if int(i) not in verified]
     plain = dataclasses.replace(config.verify, synthesis_candidates=0)
-    more = verify_shortlist(index, query, new, plain, cue, n_jobs, {})
+    more = verify_shortlist(index, query, new, plain, cue, n_jobs, {}, read=read)
     stats["expansion_tried"] = len(new)
     stats["expansion_verified"] = sum(p.plain.verified for p in more.values())
     return ids, scores, {**verified, **more}
@@ -1057,11 +1158,6 @@ def relay_ranking(index: Index, relay: QueryResult, config: Config) -> np.ndarra
                           config.retrieval)
 
 
-#: Relay images' SIFT keypoints and descriptors by image id (:func:`relay_descriptors`), kept
-#: across a query's relay and neighbour stages; None where they could not be had.
-RelayFeatures = Dict[int, Optional[Tuple[np.ndarray, np.ndarray]]]
-
-
 def relay_descriptors(index: Index, relays: Sequence[QueryResult], n_jobs: Optional[int] = 1
                       ) -> List[Optional[Tuple[np.ndarray, np.ndarray]]]:
     """Each relay image's SIFT keypoints (N, 4) float32 and descriptors (N, 128) uint8: from
@@ -1160,7 +1256,7 @@ def relay_query(index: Index, relay: QueryResult, method: str, config: MaskConfi
 
 def relay_localise(index: Index, results: List[QueryResult], config: Config,
                    n_jobs: Optional[int] = 1, stats: Optional[Dict[str, float]] = None,
-                   read: Optional[RelayFeatures] = None) -> List[QueryResult]:
+                   read: Optional[ImageFeatures] = None) -> List[QueryResult]:
     """Localise, through the best verified results, the best-ranked images that
     verification with the query did not localise, or localised only by the projected box
     (:attr:`QueryResult.box_only`: verified, but the object placed neither as a rigid
@@ -1196,7 +1292,8 @@ def relay_localise(index: Index, results: List[QueryResult], config: Config,
     stats : dict, optional
         Filled with "relay_tried" (images verified against relays) and "relay_verified".
     read : dict, optional
-        Relay features already read (:data:`RelayFeatures`), filled with those read here.
+        Database images' features already read (:data:`ImageFeatures`), filled with
+        those read here.
 
     Returns
     -------
@@ -1225,13 +1322,13 @@ def relay_localise(index: Index, results: List[QueryResult], config: Config,
 def _verify_with_relays(index: Index, relays: Sequence[QueryResult],
                         pending: List[QueryResult], by_id: Mapping[int, QueryResult],
                         config: Config, n_jobs: Optional[int], stats: Dict[str, float],
-                        read: Optional[RelayFeatures] = None
+                        read: Optional[ImageFeatures] = None
                         ) -> List[Tuple[QueryResult, QueryResult, PairVerification]]:
     """The verification of :func:`relay_localise` and :func:`localise_neighbours`: each
     relay in turn verified against the ``pending`` results still not localised and (with
     ``verify.relay_retrieval``) its own best-ranked ones; the results it localises
     updated in place (not their masks) and returned with their relay and verification.
-    ``read`` keeps the relays' features (:func:`relay_descriptors`) by image id across
+    ``read`` keeps the images' features (:data:`ImageFeatures`) by image id across
     calls."""
     vcfg, mcfg = config.verify, config.mask
     read = {} if read is None else read
@@ -1260,7 +1357,7 @@ def _verify_with_relays(index: Index, relays: Sequence[QueryResult],
         plain = dataclasses.replace(vcfg, synthesis_candidates=0, query_assignments=(
             vcfg.query_assignments if len(query.descriptors) else 1))
         found = verify_shortlist(index, query, [r.image_id for r in candidates], plain,
-                                 cue if mcfg.method == "grabcut" else None, n_jobs)
+                                 cue if mcfg.method == "grabcut" else None, n_jobs, read=read)
         stats["relay_tried"] += len(candidates)
         for r in candidates:
             pv = found.get(r.image_id)
@@ -1319,7 +1416,7 @@ def frame_query(index: Index, image_id: int) -> QueryFeatures:
 
 def verified_neighbours(index: Index, results: List[QueryResult], config: Config,
                         n_jobs: Optional[int] = 1, stats: Optional[Dict[str, float]] = None,
-                        read: Optional[RelayFeatures] = None) -> List[QueryResult]:
+                        read: Optional[ImageFeatures] = None) -> List[QueryResult]:
     """Rank, right after the verified results, the images that show the same scene as a
     verified one: its verified neighbours.
 
@@ -1401,7 +1498,7 @@ def localise_neighbours(index: Index, neighbours: Sequence[QueryResult],
                         by_id: Mapping[int, QueryResult], near: Mapping[int, Sequence[int]],
                         config: Config, n_jobs: Optional[int] = 1,
                         stats: Optional[Dict[str, float]] = None,
-                        read: Optional[RelayFeatures] = None) -> None:
+                        read: Optional[ImageFeatures] = None) -> None:
     """Localise verified neighbours through localised images whose whole frame they are
     near, where the object's region there verifies against them.
 
@@ -1432,7 +1529,7 @@ def localise_neighbours(index: Index, neighbours: Sequence[QueryResult],
     stats : dict, optional
         Filled with "neighbour_regions_tried" (pairs verified) and "neighbours_localised".
     read : dict, optional
-        Relay features already read (:data:`RelayFeatures`, e.g. by
+        Database images' features already read (:data:`ImageFeatures`, e.g. by
         :func:`relay_localise`), filled with those read here.
     """
     stats = stats if stats is not None else {}
@@ -1553,12 +1650,13 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
         segment, cue = query_object_segment(image, query, config.mask)
     t_segment = time.perf_counter() - t2  # counted in the mask stage
     stats: Dict[str, float] = {}
+    read: ImageFeatures = {}  # database images' features, read once for all stages
     verified = verify_shortlist(index, query, shortlist, config.verify, cue, n_jobs, stats,
-                                config.retrieval)
+                                config.retrieval, read)
     t_expansion = time.perf_counter()
     if config.retrieval.expansion == "aqe" and len(shortlist):
         ids, scores, verified = _expand(index, query, ranked_as, ids, scores, verified, cue, config,
-                                        n_jobs, stats)
+                                        n_jobs, stats, read)
     t_expansion = time.perf_counter() - t_expansion
     t3 = time.perf_counter()
     results = rank_results(index, ids, scores, verified)
@@ -1567,14 +1665,13 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
     tell("masks")
     compute_masks(index, results, segment, config.mask, n_jobs)
     t_relay = time.perf_counter()
-    relay_features: RelayFeatures = {}  # read once for both stages
     if config.verify.relay_images:
         tell("relay")
-        results = relay_localise(index, results, config, n_jobs, stats, relay_features)
+        results = relay_localise(index, results, config, n_jobs, stats, read)
     t4 = time.perf_counter()
     if config.retrieval.neighbours:
         tell("neighbours")
-        results = verified_neighbours(index, results, config, n_jobs, stats, relay_features)
+        results = verified_neighbours(index, results, config, n_jobs, stats, read)
     t5 = time.perf_counter()
     if timing is not None:
         timing.update(features=t1 - t0, retrieval=t2 - t1, verification=t3 - t2 - t_segment,

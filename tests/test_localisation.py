@@ -555,3 +555,43 @@ def test_hamming_relays_match_with_the_query_s_multiple_assignment(prmini_root, 
         no_images = Index.load(tmp_path / "idx", image_dir=tmp_path / "no images")
         unreadable = relay_descriptors(no_images, [by_id[r.relay]])
     assert unreadable == [None] and by_id[r.relay].name in caplog.text
+
+
+@pytest.mark.shared_data
+def test_hamming_verification_localises_objects_with_the_images_descriptors(prmini_root,
+                                                                            tmp_path):
+    """prmini-dev's horse jump under --verify hamming: frames 10 and 20 verify with the
+    query through Hamming correspondences, and the horse, which is not one plane, is
+    localised again with the ratio test on the frames' descriptors, exactly as ratio
+    verification localises it (the Hamming votes place frame 10 off the horse); where
+    the feature store was deleted, the descriptors are extracted from the images, with
+    the same masks."""
+    import shutil
+    from classicpr.index import Index
+    from classicpr.pipeline import run_query
+    ds, q, ids, index = _video_index(prmini_root, tmp_path, "davis_horsejump-high_q",
+                                     ("davis_scooter-black", "davis_car-roundabout"), 2048)
+    frames = [ids.index(ds.imlist.index(f"davis_horsejump-high_000{n}")) for n in (10, 20)]
+    hamming = {"verify.method": "hamming", "verify.relay_images": 0, "retrieval.neighbours": 0}
+
+    def results_of(index, updates):
+        timing = {}
+        results = run_query(index, ds.image_dir / ds.query_file(q), ds.query_box(q),
+                            Config().updated(updates), n_jobs=2, timing=timing)
+        return {r.image_id: r for r in results}, timing
+
+    ratio = results_of(index, {"verify.relay_images": 0, "retrieval.neighbours": 0})[0]
+    signatures = results_of(index, {**hamming, "verify.hamming_localisation": "signatures"})[0]
+    by_image, timing = results_of(index, hamming)
+    assert timing["count_image_localisation_tried"] == timing["count_image_localised"] == 2
+    for i in frames:
+        r = by_image[i]
+        assert r.relay is None and not r.rigid and r.object_location is not None
+        assert np.array_equal(r.mask, ratio[i].mask)
+        assert _label_iou(ds, q, ids, index, r) > 0.7
+    assert _label_iou(ds, q, ids, index, signatures[frames[0]]) < 0.5
+    shutil.rmtree(tmp_path / "idx" / "features")
+    extracted, timing = results_of(Index.load(tmp_path / "idx", image_dir=ds.image_dir), hamming)
+    assert timing["count_image_localised"] == 2
+    for i in frames:
+        assert np.array_equal(extracted[i].mask, by_image[i].mask)
