@@ -48,9 +48,9 @@ def _add_jobs(p):
 #: Command-line shortcuts for config keys (each also settable with --set KEY=VALUE); their
 #: types, choices and help come from classicpr.config.
 CONFIG_FLAGS = {
-    "scoring": {"--scoring": "retrieval.scoring"},
-    "query": {"--expansion": "retrieval.expansion", "--shortlist": "verify.shortlist",
-              "--verify": "verify.method", "--mask": "mask.method"},
+    "scoring": {"--scoring": "retrieval.scoring", "--expansion": "retrieval.expansion"},
+    "query": {"--shortlist": "verify.shortlist", "--verify": "verify.method",
+              "--mask": "mask.method"},
     "index": {"--vocab-size": "vocabulary.size", "--seed": "vocabulary.seed",
               "--max-side": "features.max_side", "--signature-bits": "vocabulary.signature_bits"},
 }
@@ -151,13 +151,12 @@ def _load_index(path):
 
 
 def cmd_search(args) -> int:
-    from .pipeline import extract_query, retrieval_query, retrieve
+    from .pipeline import extract_query, rank_database
     from .regions import parse_box
     config = config_from_args(args)
     index = _load_index(args.index)
     box = parse_box(args.box) if args.box else None
-    query = retrieval_query(index, extract_query(index, args.image, box), config.retrieval)
-    ids, scores = retrieve(index, query, config.retrieval)
+    _, ids, scores = rank_database(index, extract_query(index, args.image, box), config)
     for i, s in zip(ids[: args.top], scores[: args.top]):
         print(f"{index.names[i]}\t{s:.4f}")
     return 0
@@ -312,7 +311,8 @@ def _parser_index(sub, common):
 
 def _parser_search(sub, common):
     p = sub.add_parser("search", parents=[common],
-                       help="image-level retrieval (ASMK* or BoW, no verification)")
+                       help="image-level retrieval (ASMK* or BoW, no verification; "
+                       "--expansion hqe expands the query without geometry)")
     p.add_argument("index")
     p.add_argument("image")
     p.add_argument("--box", help="x1,y1,x2,y2 in query pixels")

@@ -144,12 +144,13 @@ class VocabularyConfig(_Section):
 
 @dataclasses.dataclass(frozen=True)
 class RetrievalConfig(_Section):
-    """How the database is ranked before verification, and query expansion after it.
+    """How the database is ranked before verification, and query expansion.
 
     Attributes
     ----------
-    scoring, alpha, tau, query_assignments, expansion, expansion_top, expansion_region,
-    neighbours, neighbour_sources, neighbour_hops, neighbour_regions
+    scoring, alpha, tau, query_assignments, expansion, expansion_top, hqe_threshold,
+    hqe_min_matches, hqe_min_fraction, expansion_region, neighbours, neighbour_sources,
+    neighbour_hops, neighbour_regions
         See each field's ``help`` (``RetrievalConfig.describe()``).
     """
 
@@ -166,17 +167,34 @@ class RetrievalConfig(_Section):
         "assignment on the query side only, as in asmk)", low=1, high=32)
     expansion: str = _param(
         "aqe", "'aqe' = average query expansion: after verification, the query is "
-        "expanded with the features that the best verified images hold inside the projected "
-        "box, the database ranked again and new shortlisted images verified; 'none' = off",
-        choices=("none", "aqe"))
+        "expanded with the features of the best verified images (expansion_region), the "
+        "database ranked again and new shortlisted images verified; 'hqe' = Hamming query "
+        "expansion, without geometry: before verification, the first-ranked images whose "
+        "Hamming correspondences with the query are close enough (hqe_threshold, "
+        "hqe_min_matches, hqe_min_fraction) expand it with all their features, and the "
+        "database is ranked again; 'none' = off", choices=("none", "aqe", "hqe"))
     expansion_top: int = _param(
-        5, "'aqe': at most this many verified images (most inliers first) expand the query",
-        low=1)
+        5, "'aqe': at most this many verified images (most inliers first) expand the query; "
+        "'hqe': the first this many images of the ranking are tried", low=1)
+    hqe_threshold: float = _param(
+        0.25, "'hqe': most differing bits of a correspondence's signatures, as a fraction "
+        "of their length (a quarter: 90 % of true same-word pairs are closer, chance pairs "
+        "rarely are)", low=0.0, high=0.5)
+    hqe_min_matches: int = _param(
+        8, "'hqe': fewest such correspondences (one per query feature and per image "
+        "feature) that make an image reliable enough to expand the query (as "
+        "verify.min_inliers)", low=1)
+    hqe_min_fraction: float = _param(
+        0.2, "'hqe': ... and the smallest fraction they must be of the correspondences "
+        "within verify.hamming_threshold (for prmini-dev's unrelated images, at most 8 % "
+        "of those are this close)", low=0.0, high=1.0)
     expansion_region: str = _param(
-        "image", "'aqe': which features of each expanding image join the query: 'image' = "
+        "image", "which features of each expanding image join the query: 'image' = "
         "all of them (the object's surroundings too, as query expansion with whole-image "
-        "descriptors does); 'box' = those its homography maps back inside the query box "
-        "(Chum et al.'s spatially constrained expansion)", choices=("image", "box"))
+        "descriptors does); 'box' = with 'aqe', those its homography maps back inside the "
+        "query box (Chum et al.'s spatially constrained expansion), with 'hqe' (no "
+        "homography) those in Hamming correspondences with the query's",
+        choices=("image", "box"))
     neighbours: int = _param(
         3, "verified neighbours: after relay localisation, each of the best verified images "
         "ranks the database by its whole frame, and those of its this many most similar "

@@ -491,6 +491,83 @@ def _expanded_vectors(words: np.ndarray, vectors: np.ndarray,
                              np.concatenate([vectors] + [v for _, v in per_image]))
 
 
+def reliable_images(index: Index, query: QueryFeatures, ids: np.ndarray, config: Config
+                    ) -> List[Tuple[int, np.ndarray]]:
+    """Hamming query expansion's reliable images: those among the first
+    ``retrieval.expansion_top`` of a ranking ``ids`` whose Hamming correspondences with
+    the query are close. Of the correspondences within ``verify.hamming_threshold`` of
+    the signature bits (each query feature in its ``retrieval.query_assignments``
+    nearest words; one pair per query feature and per image feature,
+    :func:`classicpr.verify.hamming_correspondences`), at least
+    ``retrieval.hqe_min_matches``, and at least ``retrieval.hqe_min_fraction`` of them,
+    must lie within ``retrieval.hqe_threshold``. No geometry (Tolias and Jegou 2014): a
+    quarter of the bits holds 90 % of true same-word pairs, while between unrelated
+    images few pairs are that close, and with a coarse vocabulary the count alone grows
+    with the number of pairs, so the fraction is required too.
+
+    Returns
+    -------
+    list of (database id, (P,) int array: its features in correspondences within
+    ``verify.hamming_threshold``), in ranking order.
+    """
+    rcfg = config.retrieval
+    hamming = query.with_hamming(index, rcfg.query_assignments).hamming
+    reliable = []
+    for i in np.asarray(ids[: rcfg.expansion_top]).tolist():
+        cand = index.candidate(i)
+        n_bits = 64 * cand.signatures.shape[1]
+        (_, close), (_, within) = (hamming_correspondences(
+            hamming.words, hamming.signatures, cand.words, cand.signatures,
+            int(fraction * n_bits), hamming.feature)
+            for fraction in (rcfg.hqe_threshold, config.verify.hamming_threshold))
+        if len(close) >= max(rcfg.hqe_min_matches, rcfg.hqe_min_fraction * len(within)):
+            reliable.append((i, within))
+    return reliable
+
+
+def rank_database(index: Index, query: QueryFeatures, config: Config,
+                  stats: Optional[Dict[str, float]] = None
+                  ) -> Tuple[RetrievalQuery, np.ndarray, np.ndarray]:
+    """The database ranked for a query before verification: :func:`retrieve`, then, with
+    ``retrieval.expansion`` "hqe", Hamming query expansion (:func:`reliable_images`).
+
+    Returns
+    -------
+    ranked_as : RetrievalQuery
+        The query as ranked (without the expansion; average query expansion expands it).
+    ids : (n,) int64 array, best first
+    scores : (n,) float32 array
+    """
+    stats = stats if stats is not None else {}
+    ranked_as = retrieval_query(index, query, config.retrieval)
+    ids, scores = retrieve(index, ranked_as, config.retrieval)
+    if config.retrieval.expansion == "hqe":
+        t0 = time.perf_counter()
+        ids, scores = _hamming_expansion(index, query, ranked_as, ids, scores, config, stats)
+        stats["hqe_s"] = time.perf_counter() - t0
+    return ranked_as, ids, scores
+
+
+def _hamming_expansion(index: Index, query: QueryFeatures, ranked_as: RetrievalQuery,
+                       ids: np.ndarray, scores: np.ndarray, config: Config,
+                       stats: Dict[str, float]) -> Tuple[np.ndarray, np.ndarray]:
+    """Hamming query expansion: the reliable images' (:func:`reliable_images`) features
+    expand the query as average query expansion's do, and the database is ranked again;
+    the ranking is kept where no image is reliable. ``retrieval.expansion_region``
+    "image": all their features; "box" (without a homography, the box cannot be mapped):
+    those in correspondences with the query's."""
+    reliable = reliable_images(index, query, ids, config)
+    stats["expansion_images"] = len(reliable)
+    if not reliable:
+        return ids, scores
+    expansion = []
+    for i, matched in reliable:
+        cand = index.candidate(i)
+        keep = slice(None) if config.retrieval.expansion_region == "image" else matched
+        expansion.append((cand.words[keep], cand.signatures[keep]))
+    return retrieve(index, ranked_as, config.retrieval, expansion)
+
+
 # ---------------------------------------------------------------------- 3. verification
 #: Database images' SIFT keypoints (N, 4) and descriptors (N, 128) by image id, read from
 #: the feature store or extracted again from the image files (:func:`relay_descriptors`,
@@ -1604,8 +1681,9 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
     n_jobs : int
         Cores for verification and masks.
     timing : dict, optional
-        Filled with seconds spent in "features", "retrieval", "verification" (of which
-        "synthesis_s" in view synthesis and "expansion_s" in query expansion), "masks",
+        Filled with seconds spent in "features", "retrieval" (with Hamming query
+        expansion), "verification" (of which "synthesis_s" in view synthesis), "expansion_s"
+        (query expansion, either kind), "masks",
         "relay" (:func:`relay_localise`, with its masks), "neighbours"
         (:func:`verified_neighbours` and :func:`localise_neighbours`), and the counts of
         :func:`verify_shortlist`, :func:`relay_localise`, :func:`verified_neighbours` and
@@ -1640,8 +1718,8 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
     if warning:
         log.warning("%s", warning)
     tell("retrieval")
-    ranked_as = retrieval_query(index, query, config.retrieval)
-    ids, scores = retrieve(index, ranked_as, config.retrieval)
+    stats: Dict[str, float] = {}
+    ranked_as, ids, scores = rank_database(index, query, config, stats)
     t2 = time.perf_counter()
     tell("verification")
     shortlist = ids if config.verify.shortlist is None else ids[: config.verify.shortlist]
@@ -1649,7 +1727,6 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
     if config.mask.method == "grabcut" and len(shortlist):
         segment, cue = query_object_segment(image, query, config.mask)
     t_segment = time.perf_counter() - t2  # counted in the mask stage
-    stats: Dict[str, float] = {}
     read: ImageFeatures = {}  # database images' features, read once for all stages
     verified = verify_shortlist(index, query, shortlist, config.verify, cue, n_jobs, stats,
                                 config.retrieval, read)
@@ -1677,6 +1754,6 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
         timing.update(features=t1 - t0, retrieval=t2 - t1, verification=t3 - t2 - t_segment,
                       masks=t_relay - t3 + t_segment, relay=t4 - t_relay, neighbours=t5 - t4)
         timing.update({f"count_{k}" if not k.endswith("_s") else k: v for k, v in stats.items()})
-        timing["expansion_s"] = t_expansion
+        timing["expansion_s"] = t_expansion + stats.get("hqe_s", 0.0)
         timing["count_query_features"] = len(query.keypoints)
     return results

@@ -252,3 +252,30 @@ def test_cli_output_into_a_closed_pipe_ends_quietly(demo_set, monkeypatch, capsy
     monkeypatch.undo()
     assert rc == 141
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_search_expands_the_query_with_reliable_images(demo_set, capsys):
+    """'classicpr search --expansion hqe': on the embedded demo, whose objects are pasted
+    into photos that other queries use too, the ranking alone puts an unrelated image of
+    the same photo above a positive for some query; Hamming query expansion with the
+    reliable images' matched features ranks every query's positives first."""
+    from classicpr.datasets import load_revisitop
+    out, _ = demo_set
+    ds = load_revisitop(out / "data", "demo")
+
+    def first_negative_after_positives(extra):
+        worst = []
+        for q in range(len(ds.qimlist)):
+            box = ",".join(str(v) for v in ds.query_box(q))
+            assert main(["search", str(out / "index"), str(ds.image_dir / ds.query_file(q)),
+                         "--box", box, "--top", str(len(ds.imlist))] + extra) == 0
+            names = [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()]
+            positives = {ds.db_file(i) for i in ds.gnd[q]["easy"] + ds.gnd[q]["hard"]}
+            junk = {ds.db_file(i) for i in ds.gnd[q]["junk"]}
+            ranked = [n for n in names if n not in junk]
+            worst.append(all(n in positives for n in ranked[: len(positives)]))
+        return worst
+
+    assert not all(first_negative_after_positives([]))
+    assert all(first_negative_after_positives(["--expansion", "hqe", "--set",
+                                               "retrieval.expansion_region=box"]))
