@@ -177,6 +177,12 @@ class StoredImage:
     feature_scale: float
 
 
+def _index_settings(feature_config: FeatureConfig, vocabulary: Vocabulary) -> str:
+    """An index's settings as a rebuild warning names them."""
+    return (f"{vocabulary.size} words, {vocabulary.embedding.bits}-bit signatures, "
+            f"features {feature_config}")
+
+
 class Index:
     """A searchable pixel-retrieval index over a folder of images.
 
@@ -271,6 +277,12 @@ class Index:
                 else:
                     log.info("index %s is complete; reusing it", root)
                 return existing
+            log.warning("rebuilding the index in %s: it was built with %s, and %s was asked "
+                        "for (its features are reused where their settings match)", root,
+                        _index_settings(existing.feature_config, existing.vocabulary),
+                        "the given vocabulary" if vocabulary is not None else
+                        f"{vocab_size or existing.vocabulary.size} words, "
+                        f"{signature_bits}-bit signatures, features {feature_config}")
         store = FeatureStore(root / "features", feature_config)
         t0 = time.perf_counter()
         done, skipped = extract_to_store(image_dir, names, store, n_jobs, progress)

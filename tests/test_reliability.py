@@ -327,3 +327,21 @@ def test_dask_cluster_builds_the_same_index(photo_dir, tmp_path):
         with use_backend("dask", scheduler_address=cluster.scheduler_address):
             Index.build(photo_dir, tmp_path / "dask", vocab_size=64, seed=3, n_jobs=2, progress=False)
     _assert_same_index(tmp_path / "local", tmp_path / "dask")
+
+
+def test_an_index_built_with_other_settings_is_rebuilt_with_a_warning(photo_dir, tmp_path,
+                                                                      caplog):
+    """Building into a folder that holds an index of other settings (here 128-bit
+    signatures where 64 are asked for) rebuilds it from the stored features, and says so,
+    naming both settings; the same settings reuse it without a warning."""
+    root = tmp_path / "idx"
+    Index.build(photo_dir, root, vocab_size=64, n_jobs=1, progress=False)
+    with caplog.at_level("WARNING", logger="classicpr"):
+        again = Index.build(photo_dir, root, vocab_size=64, n_jobs=1, progress=False)
+    assert again.vocabulary.embedding.bits == 128 and "rebuilding" not in caplog.text
+    with caplog.at_level("WARNING", logger="classicpr"):
+        rebuilt = Index.build(photo_dir, root, vocab_size=64, n_jobs=1, progress=False,
+                              signature_bits=64)
+    assert rebuilt.vocabulary.embedding.bits == 64
+    assert "rebuilding the index" in caplog.text
+    assert "128-bit signatures" in caplog.text and "64-bit signatures" in caplog.text
