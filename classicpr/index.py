@@ -177,10 +177,9 @@ class StoredImage:
     feature_scale: float
 
 
-def _index_settings(feature_config: FeatureConfig, vocabulary: Vocabulary) -> str:
+def _index_settings(words: int, bits: int, feature_config: FeatureConfig) -> str:
     """An index's settings as a rebuild warning names them."""
-    return (f"{vocabulary.size} words, {vocabulary.embedding.bits}-bit signatures, "
-            f"features {feature_config}")
+    return f"{words} words, {bits}-bit signatures, features {feature_config}"
 
 
 class Index:
@@ -277,12 +276,12 @@ class Index:
                 else:
                     log.info("index %s is complete; reusing it", root)
                 return existing
+            old = existing.vocabulary
             log.warning("rebuilding the index in %s: it was built with %s, and %s was asked "
                         "for (its features are reused where their settings match)", root,
-                        _index_settings(existing.feature_config, existing.vocabulary),
+                        _index_settings(old.size, old.embedding.bits, existing.feature_config),
                         "the given vocabulary" if vocabulary is not None else
-                        f"{vocab_size or existing.vocabulary.size} words, "
-                        f"{signature_bits}-bit signatures, features {feature_config}")
+                        _index_settings(vocab_size or old.size, signature_bits, feature_config))
         store = FeatureStore(root / "features", feature_config)
         t0 = time.perf_counter()
         done, skipped = extract_to_store(image_dir, names, store, n_jobs, progress)
