@@ -5,13 +5,16 @@ benchmark query. Each stage is a function that takes and returns small records:
 
 1. :func:`extract_query` -- SIFT features inside the query box and their visual words
    (:class:`QueryFeatures`), and the features around the box (:class:`QueryContext`).
-2. :func:`retrieve` -- the ranking of the whole database (ASMK* or tf-idf bag of words).
+2. :func:`rank_database` -- the ranking of the whole database (:func:`retrieve`: ASMK* or
+   tf-idf bag of words), expanded without geometry by the reliable first-ranked images
+   with ``retrieval.expansion`` "hqe" (:func:`reliable_images`).
 3. :func:`verify_shortlist` -- correspondences and a RANSAC homography for each of the top
    ``verify.shortlist`` images (:class:`classicpr.verify.Verification`), in parallel; then
    synthesised tilted views of the query box (:mod:`classicpr.views`) for the images most
    similar to them that failed; on verified images whose box is not one rigid plane, the
    query's object localised by Hough voting (:mod:`classicpr.objects`), apart from the
-   background where the features around the box give the background's motion; then
+   background where the features around the box give the background's motion (with
+   Hamming correspondences, localised again with the image's descriptors); then
    query expansion with the best verified images (:func:`expansion_features`) ranks
    and verifies again.
 4. :func:`rank_results` -- verified images first by inliers, then the rest by their ranking score
@@ -21,6 +24,8 @@ benchmark query. Each stage is a function that takes and returns small records:
    :mod:`classicpr.objects`).
 6. :func:`relay_localise` -- the best verified results, each with its mask as a query,
    localise the best-ranked images the query itself could not verify.
+7. :func:`verified_neighbours` -- images that show the same scene as a verified image rank
+   next, localised where the object verifies against a localised image near them.
 """
 from __future__ import annotations
 
