@@ -575,9 +575,8 @@ def _hamming_expansion(index: Index, query: QueryFeatures, ranked_as: RetrievalQ
 
 # ---------------------------------------------------------------------- 3. verification
 #: Database images' SIFT keypoints (N, 4) and descriptors (N, 128) by image id, read from
-#: the feature store or extracted again from the image files (:func:`relay_descriptors`,
-#: :func:`_localise_from_images`) and kept across a query's stages; None where they could
-#: not be had.
+#: the feature store or extracted again from the image files (:func:`image_descriptors`)
+#: and kept across a query's stages; None where they could not be had.
 ImageFeatures = Dict[int, Optional[Tuple[np.ndarray, np.ndarray]]]
 
 
@@ -862,63 +861,44 @@ def _localise_from_images(index: Index, query: QueryFeatures, cue: ObjectCue,
                           read: Optional[ImageFeatures] = None) -> None:
     """``verify.hamming_localisation`` "image": each image that Hamming correspondences
     verified but did not place as a rigid plane is matched again, by the ratio test,
-    to its SIFT descriptors: from the feature store where it is there, else extracted
-    again from its image file (the index's feature settings, so the very features the
-    index holds). Where that verifies, its
-    verification and object localisation replace the Hamming ones in ``verified`` (image
-    id -> PairVerification); elsewhere the Hamming ones stay.
+    to its SIFT descriptors (:func:`image_descriptors`: from the feature store where it
+    is there, else extracted again from its image file, the very features the index
+    holds). Where that verifies, its verification and object localisation replace the
+    Hamming ones in ``verified`` (image id -> PairVerification); elsewhere, and where
+    the image cannot be read, the Hamming ones stay.
 
     Hamming correspondences are many and noisy: enough to verify an image and to fit a
     plane that covers the box, but among them the few votes of a moving object do not
     stand out, and Hough voting picks chance clusters. Only these images are read, a few
     per query, and GrabCut reads their pixels anyway. Features already in ``read``
-    (image id -> keypoints, descriptors) are not extracted again, and those extracted are
-    added to it. ``stats`` gains "image_localisation_tried", "image_localised" and
+    (image id -> keypoints, descriptors) are not read again, and those read are added to
+    it. ``stats`` gains "image_localisation_tried", "image_localised" and
     "image_localisation_s"."""
     t0 = time.perf_counter()
     read = {} if read is None else read
     ids = sorted(i for i, p in verified.items() if p.plain.verified and not p.rigid)
-    store = index.feature_store()
-    if store is not None:
-        read.update({i: store.load(index.names[i])[:2] for i in ids if i not in read})
-    items = [(index.candidate(i), index.image_path(i), read.get(i)) for i in ids]
-    jobs = [(query, cue, batch, index.feature_config, dataclasses.replace(config, method="ratio"))
-            for batch in _batches(items, n_jobs)]
-    found = [p for batch in run_parallel(_localise_from_image_batch, jobs, n_jobs, progress=False)
-             for p in batch]
-    for i, (pv, features) in zip(ids, found):
-        if features is not None:
-            read[i] = features
-        if pv is not None:
-            verified[i] = pv
     stats["image_localisation_tried"] = len(ids)
-    stats["image_localised"] = sum(pv is not None for pv, _ in found)
+    _read_features(index, ids, read, n_jobs)
+    ids = [i for i in ids if read[i] is not None]
+    items = [(index.candidate(i), read[i]) for i in ids]
+    jobs = [(query, cue, batch, dataclasses.replace(config, method="ratio"))
+            for batch in _batches(items, n_jobs)]
+    found = [p for batch in run_parallel(_verify_batch_by_ratio, jobs, n_jobs, progress=False)
+             for p in batch]
+    localised = {i: pv for i, pv in zip(ids, found) if pv.plain.verified}
+    verified.update(localised)
+    stats["image_localised"] = len(localised)
     stats["image_localisation_s"] = time.perf_counter() - t0
 
 
-def _localise_from_image_batch(args) -> List[Tuple[Optional[PairVerification],
-                                                   Optional[Tuple[np.ndarray, np.ndarray]]]]:
-    """In a worker: each (candidate, image path, its features or None) of a batch verified
-    and localised by the ratio test against its features, extracted from the image where
-    not given. Returns (the verification, None where it fails or the image cannot be
-    read (logged); the features extracted here, else None) per item."""
-    query, cue, items, feature_config, config = args
+def _verify_batch_by_ratio(args) -> List[PairVerification]:
+    """In a worker: each (candidate, its keypoints and descriptors) of a batch verified and
+    localised by the ratio test (:func:`_verify_by_ratio`), its keypoints those given."""
+    query, cue, items, config = args
     roots = _query_roots(query)
-    out = []
-    for cand, path, features in items:
-        extracted = None
-        if features is None:
-            try:
-                extracted = extract_image(path, feature_config)[:2]
-            except ImageReadError as exc:
-                log.warning("localisation from the image: %s; the Hamming one is kept", exc)
-                out.append((None, None))
-                continue
-        keypoints, descriptors = features if features is not None else extracted
-        cand = dataclasses.replace(cand, keypoints=keypoints, words=None, signatures=None)
-        pv = _verify_by_ratio(query, roots, cue, cand, descriptors, config)
-        out.append((pv if pv.plain.verified else None, extracted))
-    return out
+    return [_verify_by_ratio(query, roots, cue, dataclasses.replace(
+                cand, keypoints=keypoints, words=None, signatures=None), descriptors, config)
+            for cand, (keypoints, descriptors) in items]
 
 
 def _verify_views(index: Index, query: QueryFeatures, verified: Dict[int, PairVerification],
@@ -1240,20 +1220,34 @@ def relay_ranking(index: Index, relay: QueryResult, config: Config) -> np.ndarra
                           config.retrieval)
 
 
-def relay_descriptors(index: Index, relays: Sequence[QueryResult], n_jobs: Optional[int] = 1
+def image_descriptors(index: Index, image_ids: Sequence[int], n_jobs: Optional[int] = 1
                       ) -> List[Optional[Tuple[np.ndarray, np.ndarray]]]:
-    """Each relay image's SIFT keypoints (N, 4) float32 and descriptors (N, 128) uint8: from
-    the feature store, or, where it was deleted, extracted again from the images in
+    """Each database image's SIFT keypoints (N, 4) float32 and descriptors (N, 128) uint8:
+    from the feature store, or, where it was deleted, extracted again from the images in
     parallel (the same features: the index's feature settings); None for each when
     neither the store nor the image folder is there, and for an image that cannot be
     read (logged)."""
     store = index.feature_store()
     if store is not None:
-        return [store.load(r.name)[:2] for r in relays]
+        return [store.load(index.names[i])[:2] for i in image_ids]
     if index.image_dir is None:
-        return [None] * len(relays)
-    jobs = [(index.image_path(r.image_id), index.feature_config) for r in relays]
+        return [None] * len(image_ids)
+    jobs = [(index.image_path(i), index.feature_config) for i in image_ids]
     return list(run_parallel(_extract_one, jobs, n_jobs, progress=False))
+
+
+def relay_descriptors(index: Index, relays: Sequence[QueryResult], n_jobs: Optional[int] = 1
+                      ) -> List[Optional[Tuple[np.ndarray, np.ndarray]]]:
+    """Each relay image's features (:func:`image_descriptors`)."""
+    return image_descriptors(index, [r.image_id for r in relays], n_jobs)
+
+
+def _read_features(index: Index, image_ids: Sequence[int], read: ImageFeatures,
+                   n_jobs: Optional[int]) -> None:
+    """Add to ``read`` the features (:func:`image_descriptors`) of the images not in it."""
+    missing = [i for i in image_ids if i not in read]
+    if missing:
+        read.update(zip(missing, image_descriptors(index, missing, n_jobs)))
 
 
 def _extract_one(args):
@@ -1261,7 +1255,8 @@ def _extract_one(args):
     try:
         keypoints, descriptors, _ = extract_image(path, feature_config)
     except ImageReadError as exc:
-        log.warning("relay features: %s; its stored features are used instead", exc)
+        log.warning("features extracted again: %s; its stored features are used instead",
+                    exc)
         return None
     return keypoints, descriptors
 
@@ -1415,9 +1410,7 @@ def _verify_with_relays(index: Index, relays: Sequence[QueryResult],
     vcfg, mcfg = config.verify, config.mask
     read = {} if read is None else read
     if vcfg.method in ("ratio", "hamming"):
-        missing = [r for r in relays if r.image_id not in read]
-        read.update(zip([r.image_id for r in missing],
-                        relay_descriptors(index, missing, n_jobs) if missing else []))
+        _read_features(index, [r.image_id for r in relays], read, n_jobs)
     features_of = [read.get(r.image_id) for r in relays]
     relayed = []
     for relay, features in zip(relays, features_of):
