@@ -8,7 +8,7 @@ Layers, each importing only from those below it (docs/design.md)::
                index.py     (storage: build, load, add, retrieve, read one image's features)
     stages     features.py  vocabulary.py  invfile.py  verify.py  masks.py  datasets.py
                metrics.py
-    bottom     config.py  io.py  regions.py  parallel.py  errors.py
+    bottom     config.py  io.py  regions.py  parallel.py  errors.py  blas.py
 
 Coordinates are always (x, y) pixels of the original image, x to the right, y down.
 
@@ -21,7 +21,11 @@ Python use::
 """
 __version__ = "0.2.0"
 
-from .config import PRESETS, Config
+from .blas import prefer_detected_blas_kernel
+
+prefer_detected_blas_kernel()  # before faiss or OpenCV loads its own, older OpenBLAS
+
+from .config import PRESETS, Config  # noqa: E402
 from .errors import ClassicPRError
 
 __all__ = ["ClassicPRError", "Config", "PRESETS", "Index", "QueryResult", "run_query",

@@ -25,6 +25,7 @@ from typing import Dict, List, Optional, Sequence
 import cv2
 import numpy as np
 
+from .blas import environment
 from .io import atomic_write, list_images, write_json
 
 
@@ -256,6 +257,7 @@ def run_bench(sizes: Sequence[int], out_json: Optional[str] = None, work_dir: Op
     result["build_overhead_per_run"] = [float(a / b) for a, b in zip(one, bare)]
     result["speedup_2_jobs_per_run"] = [float(a / b) for a, b in zip(one, two)]
     result["hardware_speedup_2_per_run"] = [float(a / b) for a, b in zip(bare, bare2)]
+    result["environment"] = environment()
     if out_json:
         write_json(out_json, result)
     return result

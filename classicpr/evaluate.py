@@ -15,6 +15,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from .blas import environment
 from .datasets import RevisitopDataset, load_label_polygons, load_revisitop, protocol_gnd
 from .errors import ClassicPRError
 from .config import Config
@@ -174,7 +175,8 @@ def evaluate_benchmark(root: PathLike, name: str, index_dir: PathLike,
     -------
     dict
         What ``classicpr evaluate --json`` writes: scores in percent, ``pairs`` (the clean
-        D and S IoU of every query-positive pair), ``timing_s`` and the ``config``.
+        D and S IoU of every query-positive pair), ``timing_s``, the ``config`` and the
+        ``environment`` (library versions and BLAS kernels, :func:`classicpr.blas.environment`).
     """
     ds = load_revisitop(root, name)
     ds = check_benchmark(ds, need_labels=False, allow_missing=allow_missing)
@@ -236,6 +238,7 @@ def evaluate_benchmark(root: PathLike, name: str, index_dir: PathLike,
                        "stage_means": {k: float(np.mean(v)) for k, v in stages.items()}}
     out["verification"] = {k: int(sum(v)) for k, v in counts.items() if not k.endswith("_s")}
     out["config"] = config.to_dict()
+    out["environment"] = environment()
     if export_dir is not None:
         export_official(export_dir, ranks, polygons)
         if "coco" in export_formats:

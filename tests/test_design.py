@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "classicpr"
 
 #: Layer of every module: a module may import only from its own layer or those below.
 LAYERS = {
-    0: {"errors", "config", "io", "regions", "parallel"},
+    0: {"errors", "config", "io", "regions", "parallel", "blas"},
     1: {"embedding", "features", "vocabulary", "invfile", "verify", "views", "objects", "masks", "datasets",
         "metrics", "viz", "formats"},
     2: {"index"},

@@ -1,4 +1,5 @@
 """Hamming embedding, ASMK* scoring, Hamming verification and query expansion."""
+import json
 import shutil
 
 import cv2
@@ -218,6 +219,50 @@ def test_every_worker_runs_one_thread_per_library():
     assert counts and all(c["opencv"] == 1 and c["faiss"] == 1 for c in counts), counts
     assert all(v == 1 for c in counts for k, v in c.items()), counts
     assert any(k.startswith("blas") for c in counts for k in c), counts
+
+
+_KERNELS_SCRIPT = """
+import json
+import classicpr
+import cv2, faiss
+from threadpoolctl import threadpool_info
+from classicpr.parallel import run_parallel
+
+def kernels(_):
+    return sorted({str(i.get("architecture")) for i in threadpool_info()
+                   if i.get("internal_api") == "openblas"})
+
+numpy_kernels = [i.get("architecture") for i in threadpool_info()
+                 if i.get("internal_api") == "openblas" and "numpy" in i.get("filepath", "")]
+print(json.dumps({"numpy": numpy_kernels, "main": kernels(0),
+                  "workers": list(run_parallel(kernels, [0, 1], n_jobs=2, progress=False))}))
+"""
+
+
+def test_every_openblas_runs_the_kernels_numpy_detected(tmp_path):
+    """faiss and OpenCV bundle an OpenBLAS older than numpy's, which runs generic kernels on
+    a CPU it does not know: with classicpr imported, every OpenBLAS of the process and of
+    its workers runs the kernel family numpy's OpenBLAS detected; an explicit
+    OPENBLAS_CORETYPE is left alone."""
+    import os
+    import subprocess
+    import sys
+    from classicpr.blas import KERNEL_FOR_OLD_OPENBLAS
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+
+    def run(extra):
+        out = subprocess.run([sys.executable, "-c", _KERNELS_SCRIPT], env={**env, **extra},
+                             capture_output=True, text=True, check=True, cwd=tmp_path)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    seen = run({})
+    if not seen["numpy"] or str(seen["numpy"][0]).lower() not in KERNEL_FOR_OLD_OPENBLAS:
+        pytest.skip(f"numpy's BLAS reports no kernel family classicpr maps: {seen['numpy']}")
+    want = KERNEL_FOR_OLD_OPENBLAS[seen["numpy"][0].lower()].lower()
+    for kernels in [seen["main"]] + seen["workers"]:
+        assert {k.lower() for k in kernels} <= {want, seen["numpy"][0].lower()}, seen
+    forced = run({"OPENBLAS_CORETYPE": "Prescott"})
+    assert all("Prescott" in k for k in [forced["main"]] + forced["workers"]), forced
 
 
 @pytest.mark.shared_data
