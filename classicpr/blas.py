@@ -2,10 +2,12 @@
 
 The faiss-cpu and OpenCV wheels each bundle their own OpenBLAS (0.3.15 at faiss-cpu 1.15,
 OpenCV 5.0), older than numpy's. An OpenBLAS that does not know a CPU falls back to its
-generic "Prescott" kernels: on a Xeon that numpy's OpenBLAS runs with its AVX-512
-("SkylakeX") kernels, faiss' k-means then took twice as long and, since the order of the
-floating-point sums differs, trained another vocabulary than the same code on a CPU that
-the old OpenBLAS knows (docs/benchmarks.md, Reproducibility).
+generic "Prescott" kernels. On a Xeon that numpy's OpenBLAS runs with its AVX-512
+("SkylakeX") kernels, the index build from stored features (faiss' k-means, word
+assignment) then took three times as long, verification (faiss' k-NN) one and a half
+times, and, since the order of the floating-point sums differs, k-means trained another
+vocabulary than the same code on a CPU that the old OpenBLAS knows (docs/benchmarks.md,
+Reproducibility).
 
 :func:`prefer_detected_blas_kernel` runs when classicpr is imported, before faiss or OpenCV
 is loaded. Where the ``OPENBLAS_CORETYPE`` environment variable is unset, it sets it to
