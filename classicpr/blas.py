@@ -26,7 +26,9 @@ import sys
 from typing import Dict, List, Optional
 
 #: Kernel families numpy's OpenBLAS may report (lower case) -> a name OpenBLAS 0.3.15
-#: accepts in ``OPENBLAS_CORETYPE``. Families not listed are left to each library.
+#: accepts in ``OPENBLAS_CORETYPE`` (checked on the faiss-cpu and OpenCV wheels: it takes
+#: "SkylakeX", "Haswell" and "Zen", and falls back to Prescott for "Cooperlake").
+#: Families not listed are left to each library.
 KERNEL_FOR_OLD_OPENBLAS = {
     "skylakex": "SkylakeX", "cooperlake": "SkylakeX", "sapphirerapids": "SkylakeX",
     "haswell": "Haswell", "zen": "Zen",
