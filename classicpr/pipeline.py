@@ -1255,8 +1255,8 @@ def _extract_one(args):
     try:
         keypoints, descriptors, _ = extract_image(path, feature_config)
     except ImageReadError as exc:
-        log.warning("features extracted again: %s; its stored features are used instead",
-                    exc)
+        log.warning("features extracted again: %s; the index's words and signatures "
+                    "stand in for them", exc)
         return None
     return keypoints, descriptors
 
