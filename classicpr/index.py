@@ -177,9 +177,10 @@ class StoredImage:
     feature_scale: float
 
 
-def _index_settings(words: int, bits: int, feature_config: FeatureConfig) -> str:
+def _index_settings(words: int, seed: Optional[int], bits: int, feature_config: FeatureConfig
+                    ) -> str:
     """An index's settings as a rebuild warning names them."""
-    return f"{words} words, {bits}-bit signatures, features {feature_config}"
+    return f"{words} words (seed {seed}), {bits}-bit signatures, features {feature_config}"
 
 
 class Index:
@@ -234,7 +235,8 @@ class Index:
             database itself (size from :func:`default_vocabulary_size` if None).
         feature_config : FeatureConfig
         seed : int
-            Seeds vocabulary training.
+            Seeds vocabulary training: k-means' sample and initialisation, and the Hamming
+            embedding's projection.
         n_jobs : int, optional
             Cores in all (None = all).
         progress : bool
@@ -261,7 +263,8 @@ class Index:
             same_vocab = (np.array_equal(vocabulary.centroids, existing.vocabulary.centroids)
                           if vocabulary is not None else
                           (vocab_size is None or vocab_size == existing.vocabulary.size)
-                          and existing.vocabulary.embedding.bits == signature_bits)
+                          and existing.vocabulary.embedding.bits == signature_bits
+                          and existing.vocabulary_seed in (None, seed))
             foreign = set(existing.names) - set(names)
             if foreign:
                 raise ClassicPRError(
@@ -279,9 +282,11 @@ class Index:
             old = existing.vocabulary
             log.warning("rebuilding the index in %s: it was built with %s, and %s was asked "
                         "for (its features are reused where their settings match)", root,
-                        _index_settings(old.size, old.embedding.bits, existing.feature_config),
+                        _index_settings(old.size, existing.vocabulary_seed, old.embedding.bits,
+                                        existing.feature_config),
                         "the given vocabulary" if vocabulary is not None else
-                        _index_settings(vocab_size or old.size, signature_bits, feature_config))
+                        _index_settings(vocab_size or old.size, seed, signature_bits,
+                                        feature_config))
         store = FeatureStore(root / "features", feature_config)
         t0 = time.perf_counter()
         done, skipped = extract_to_store(image_dir, names, store, n_jobs, progress)

@@ -332,8 +332,9 @@ def test_dask_cluster_builds_the_same_index(photo_dir, tmp_path):
 def test_an_index_built_with_other_settings_is_rebuilt_with_a_warning(photo_dir, tmp_path,
                                                                       caplog):
     """Building into a folder that holds an index of other settings (here 128-bit
-    signatures where 64 are asked for) rebuilds it from the stored features, and says so,
-    naming both settings; the same settings reuse it without a warning."""
+    signatures where 64 are asked for, then another seed) rebuilds it from the stored
+    features, and says so, naming both settings; the same settings reuse it without a
+    warning."""
     root = tmp_path / "idx"
     Index.build(photo_dir, root, vocab_size=64, n_jobs=1, progress=False)
     with caplog.at_level("WARNING", logger="classicpr"):
@@ -345,3 +346,9 @@ def test_an_index_built_with_other_settings_is_rebuilt_with_a_warning(photo_dir,
     assert rebuilt.vocabulary.embedding.bits == 64
     assert "rebuilding the index" in caplog.text
     assert "128-bit signatures" in caplog.text and "64-bit signatures" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="classicpr"):
+        reseeded = Index.build(photo_dir, root, vocab_size=64, n_jobs=1, progress=False,
+                               signature_bits=64, seed=1)
+    assert reseeded.vocabulary_seed == 1 and "(seed 0)" in caplog.text and "(seed 1)" in caplog.text
+    assert not np.array_equal(reseeded.vocabulary.centroids, rebuilt.vocabulary.centroids)
