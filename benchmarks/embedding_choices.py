@@ -1,17 +1,24 @@
-"""ASMK* image mAP on prmini-dev by signature length and by where the Hamming-embedding
-medians are learned (all database features, or a random share of them).
+"""ASMK* image mAP on prmini-dev (ranking alone, the index's vocabulary) by the choices of
+the Hamming embedding:
+
+* ``medians``: signature length, and where the per-word medians are learned (all of the
+  database's features, or a random share of them), against one median for all words;
+* ``projections``: the projection's draw (seeds 0-5) at 64 and 128 bits, for random
+  orthogonal rows (the default) and for the principal directions of the descriptors'
+  residuals to their words' centroids, in a random basis of them.
 
 Usage (INDEX built by ``classicpr evaluate ../shared/data/prmini-dev --name prmini
 --index-dir INDEX``)::
 
-    python benchmarks/embedding_medians.py ../shared/data/prmini-dev INDEX
+    python benchmarks/embedding_choices.py ../shared/data/prmini-dev INDEX medians|projections
 """
 import sys
+from typing import List, Tuple
 
 import numpy as np
 
 from classicpr.config import RetrievalConfig
-from classicpr.datasets import load_revisitop
+from classicpr.datasets import RevisitopDataset, load_revisitop
 from classicpr.embedding import HammingEmbedding
 from classicpr.features import rootsift
 from classicpr.index import Index
@@ -19,39 +26,105 @@ from classicpr.invfile import InvertedFile
 from classicpr.metrics import image_map
 from classicpr.pipeline import extract_query
 
+#: Projection draws of the ``projections`` experiment.
+SEEDS = range(6)
 
-def main(root: str, index_dir: str) -> None:
-    ds = load_revisitop(root, "prmini")
-    index = Index.load(index_dir)
-    vocab, store, cfg = index.vocabulary, index.feature_store(), RetrievalConfig()
-    db = []
-    for name in index.names:
-        kp, desc, size = store.load(name)
-        x = rootsift(desc)
-        db.append((x, vocab.assign(x), kp, size))
-    queries = []
-    for q in range(len(ds.qimlist)):
-        f = extract_query(index, ds.image_dir / ds.query_file(q), ds.query_box(q))
-        x = rootsift(f.descriptors)
-        queries.append((x, vocab.assign_multiple(x, cfg.query_assignments)))
-    all_x = np.concatenate([d[0] for d in db])
-    all_w = np.concatenate([d[1] for d in db])
+
+class Experiment:
+    """prmini-dev's database features (RootSIFT, exact words, keypoints) and queries (in-box
+    RootSIFT, multiple assignment) under one index's vocabulary."""
+
+    def __init__(self, root: str, index_dir: str):
+        self.dataset: RevisitopDataset = load_revisitop(root, "prmini")
+        index = Index.load(index_dir)
+        self.vocabulary, self.config = index.vocabulary, RetrievalConfig()
+        store = index.feature_store()
+        self.database: List[Tuple[np.ndarray, np.ndarray, np.ndarray, Tuple[int, int]]] = []
+        for name in index.names:
+            kp, desc, size = store.load(name)
+            x = rootsift(desc)
+            self.database.append((x, self.vocabulary.assign(x), kp, size))
+        self.queries = []
+        for q in range(len(self.dataset.qimlist)):
+            f = extract_query(index, self.dataset.image_dir / self.dataset.query_file(q),
+                              self.dataset.query_box(q))
+            x = rootsift(f.descriptors)
+            self.queries.append((x, self.vocabulary.assign_multiple(
+                x, self.config.query_assignments)))
+        self.descriptors = np.concatenate([d[0] for d in self.database])
+        self.words = np.concatenate([d[1] for d in self.database])
+
+    def mean_ap(self, embedding: HammingEmbedding) -> Tuple[float, float]:
+        """Medium and hard mAP (percent) of ASMK* with ``embedding``."""
+        inv = InvertedFile.from_images(
+            self.vocabulary.size, [d[1] for d in self.database], [d[2] for d in self.database],
+            [d[3] for d in self.database],
+            [embedding.signatures(d[0], d[1]) for d in self.database])
+        ranks = []
+        for x, near in self.queries:
+            s = inv.query_asmk(*embedding.aggregate(x, near), self.config.alpha, self.config.tau)
+            ranks.append(np.lexsort((np.arange(len(s)), -s)))
+        m = image_map(np.array(ranks).T, self.dataset.gnd)["mAP"]
+        return m["medium"], m["hard"]
+
+
+def random_basis(n: int, rng: np.random.Generator) -> np.ndarray:
+    """``(n, n)`` uniformly random orthogonal matrix."""
+    q, r = np.linalg.qr(rng.standard_normal((n, n)))
+    return q * np.sign(np.diag(r))
+
+
+def principal_projection(descriptors: np.ndarray, words: np.ndarray, centroids: np.ndarray,
+                         bits: int, seed: int) -> np.ndarray:
+    """``(bits, D)``: the ``bits`` principal directions of the residuals
+    ``descriptors - centroids[words]``, rotated by a random ``(bits, bits)`` basis (so that
+    the bits share the variance)."""
+    res = descriptors - centroids[words]
+    covariance = res.T.astype(np.float64) @ res / max(len(res), 1)
+    _, vectors = np.linalg.eigh(covariance)
+    top = vectors[:, ::-1][:, :bits].T
+    return random_basis(bits, np.random.default_rng(seed)) @ top
+
+
+def medians(exp: Experiment) -> None:
     rng = np.random.default_rng(1)
     for bits in (64, 128):
         for share in (0.5, 0.9, 1.0):
-            keep = rng.random(len(all_x)) < share
-            emb = HammingEmbedding.train(all_x[keep], all_w[keep], vocab.size, 0, bits)
-            inv = InvertedFile.from_images(vocab.size, [d[1] for d in db], [d[2] for d in db],
-                                           [d[3] for d in db],
-                                           [emb.signatures(d[0], d[1]) for d in db])
-            ranks = []
-            for x, near in queries:
-                s = inv.query_asmk(*emb.aggregate(x, near), cfg.alpha, cfg.tau)
-                ranks.append(np.lexsort((np.arange(len(s)), -s)))
-            m = image_map(np.array(ranks).T, ds.gnd)["mAP"]
+            keep = rng.random(len(exp.descriptors)) < share
+            emb = HammingEmbedding.train(exp.descriptors[keep], exp.words[keep],
+                                         exp.vocabulary.size, 0, bits)
+            m = exp.mean_ap(emb)
             print(f"{bits} bits, medians on {100 * share:.0f} % of the database features: "
-                  f"mAP {m['medium']:.1f} / {m['hard']:.1f}", flush=True)
+                  f"mAP {m[0]:.1f} / {m[1]:.1f}", flush=True)
+        drawn = HammingEmbedding.train(exp.descriptors, exp.words, exp.vocabulary.size, 0, bits)
+        one = np.median(exp.descriptors @ drawn.projection.T, axis=0)
+        m = exp.mean_ap(HammingEmbedding(drawn.projection,
+                                         np.tile(one, (exp.vocabulary.size, 1))))
+        print(f"{bits} bits, one median for all words: mAP {m[0]:.1f} / {m[1]:.1f}", flush=True)
+
+
+def projections(exp: Experiment) -> None:
+    n_words = exp.vocabulary.size
+    for bits in (64, 128):
+        results = {"random": [], "principal": []}
+        for seed in SEEDS:
+            for kind, emb in (
+                    ("random", HammingEmbedding.train(exp.descriptors, exp.words, n_words,
+                                                      seed, bits)),
+                    ("principal", HammingEmbedding.learn_medians(
+                        principal_projection(exp.descriptors, exp.words,
+                                             exp.vocabulary.centroids, bits, seed),
+                        exp.descriptors, exp.words, n_words))):
+                results[kind].append(exp.mean_ap(emb))
+                print(f"{bits} bits, {kind} projection, seed {seed}: mAP "
+                      f"{results[kind][-1][0]:.1f} / {results[kind][-1][1]:.1f}", flush=True)
+        for kind, values in results.items():
+            a = np.array(values)
+            print(f"{bits} bits, {kind}: mean {a[:, 0].mean():.1f} / {a[:, 1].mean():.1f}, "
+                  f"sd {a[:, 0].std(ddof=1):.1f} / {a[:, 1].std(ddof=1):.1f}, range "
+                  f"{a[:, 0].min():.1f}-{a[:, 0].max():.1f} / {a[:, 1].min():.1f}-"
+                  f"{a[:, 1].max():.1f}", flush=True)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    {"medians": medians, "projections": projections}[sys.argv[3]](Experiment(*sys.argv[1:3]))

@@ -161,8 +161,8 @@ class HammingEmbedding:
         Returns
         -------
         HammingEmbedding
-            Words with fewer than ``MIN_TRAINING_PER_WORD`` training descriptors use the
-            medians of all of them.
+            B rows of a uniformly random orthogonal matrix, medians as
+            :meth:`learn_medians` learns them.
         """
         x = np.asarray(descriptors, np.float32)
         words = np.asarray(words, np.int64)
@@ -174,8 +174,33 @@ class HammingEmbedding:
         rng = np.random.default_rng(seed)
         q, r = np.linalg.qr(rng.standard_normal((x.shape[1], x.shape[1])))
         q = q * np.sign(np.diag(r))  # a uniformly random orthogonal matrix
-        projection = q[:bits].astype(np.float32)
-        z = x @ projection.T
+        return cls.learn_medians(q[:bits], x, words, n_words)
+
+    @classmethod
+    def learn_medians(cls, projection: np.ndarray, descriptors: np.ndarray, words: np.ndarray,
+                      n_words: int) -> "HammingEmbedding":
+        """The embedding of a given projection, with per-word medians learned.
+
+        Parameters
+        ----------
+        projection : (B, D) float array
+            B in ``SIGNATURE_BITS``.
+        descriptors : (N, D) float32 array
+            Training RootSIFT descriptors.
+        words : (N,) int array
+            Their visual words.
+        n_words : int
+
+        Returns
+        -------
+        HammingEmbedding
+            Words with fewer than ``MIN_TRAINING_PER_WORD`` training descriptors use the
+            medians of all of them.
+        """
+        projection = np.asarray(projection, np.float32)
+        words = np.asarray(words, np.int64)
+        bits = len(projection)
+        z = np.asarray(descriptors, np.float32) @ projection.T
         thresholds = np.tile(np.median(z, axis=0) if len(z) else np.zeros(bits, np.float32),
                              (n_words, 1)).astype(np.float32)
         order = np.argsort(words, kind="stable")

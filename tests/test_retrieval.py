@@ -115,6 +115,29 @@ def test_embedding_round_trips_with_the_vocabulary(tmp_path, photo):
     np.testing.assert_array_equal(again.embedding.projection, vocab.embedding.projection)
 
 
+def test_medians_split_every_words_training_descriptors_in_half(photo):
+    """Per-word medians of a real photo's RootSIFT: every bit of a word's training
+    signatures is set for half of them (ties aside); a word without enough training
+    descriptors takes the medians of all of them. The drawn projection is orthonormal."""
+    from classicpr.embedding import MIN_TRAINING_PER_WORD, HammingEmbedding
+    gray = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)
+    _, d = detect_sift(gray, FeatureConfig(), 1.0)
+    x = rootsift(d)
+    words = Vocabulary.train(x, 16, seed=0).assign(x)
+    drawn = HammingEmbedding.train(x, words, 17, seed=2, bits=64)  # word 16 is never used
+    np.testing.assert_allclose(drawn.projection @ drawn.projection.T, np.eye(64), atol=1e-5)
+    emb = HammingEmbedding.learn_medians(drawn.projection[::-1], x, words, 17)
+    bits = unpack_bits(emb.signatures(x, words)).astype(float)
+    for w in range(16):
+        n = int((words == w).sum())
+        assert n >= MIN_TRAINING_PER_WORD
+        share = bits[words == w].mean(axis=0)
+        assert np.all(share <= 0.5) and np.all(share >= 0.5 - 1.5 / n), (w, share.min())
+    everything = np.median(x @ emb.projection.T, axis=0)
+    np.testing.assert_allclose(emb.thresholds[16], everything, rtol=1e-6)
+    assert not np.allclose(emb.thresholds[0], everything)
+
+
 def test_asmk_scores_an_image_against_itself_highest():
     rng = np.random.default_rng(1)
     words = [rng.integers(0, 100, 40) for _ in range(5)]
