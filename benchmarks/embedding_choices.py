@@ -81,7 +81,11 @@ def principal_projection(descriptors: np.ndarray, words: np.ndarray, centroids: 
     the bits share the variance)."""
     res = descriptors - centroids[words]
     covariance = res.T.astype(np.float64) @ res / max(len(res), 1)
-    _, vectors = np.linalg.eigh(covariance)
+    values, vectors = np.linalg.eigh(covariance)
+    if seed == SEEDS[0]:
+        print(f"the {bits} principal directions hold "
+              f"{100 * values[::-1][:bits].sum() / values.sum():.0f} % of the residuals' "
+              "variance", flush=True)
     top = vectors[:, ::-1][:, :bits].T
     return random_basis(bits, np.random.default_rng(seed)) @ top
 

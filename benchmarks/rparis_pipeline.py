@@ -1,7 +1,7 @@
 """Image mAP of the whole pipeline against retrieval alone on the RParis6k sample.
 
     python benchmarks/rparis_pipeline.py ../shared/data/rparis6k-sample/jpg \
-        ../shared/data/revisitop/gnd_rparis6k.pkl WORK [--set KEY=VALUE ...]
+        ../shared/data/revisitop/gnd_rparis6k.pkl WORK [--seed S] [--set KEY=VALUE ...]
 
 Real landmark photos that prmini-dev does not hold, with the official ground truth (as
 ``rparis_sample.py``): every present image with a related image queries the others with
@@ -30,15 +30,16 @@ def main(argv=None):
     ap.add_argument("image_dir")
     ap.add_argument("gnd")
     ap.add_argument("work", help="folder for the indexes (the full one is reused)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="vocabulary seed (the full index of seed S > 0 is WORK/full-seedS)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--n-jobs", type=int, default=2)
     args = ap.parse_args(argv)
     names, related = sample_ground_truth(args.image_dir, args.gnd)
     work = Path(args.work)
-    full_dir = work / "full"
-    full = (Index.load(full_dir) if (full_dir / "index.npz").is_file() else
-            Index.build(args.image_dir, full_dir, names=[n + ".jpg" for n in names],
-                        n_jobs=args.n_jobs, progress=False))
+    full_dir = work / ("full" if args.seed == 0 else f"full-seed{args.seed}")
+    full = Index.build(args.image_dir, full_dir, names=[n + ".jpg" for n in names],
+                       seed=args.seed, n_jobs=args.n_jobs, progress=False)
     base = Config().updated(parse_assignments(args.set))
     configs = {"retrieval alone (ASMK*)": base.updated({"verify.shortlist": 0}),
                "whole pipeline": base,

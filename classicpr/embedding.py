@@ -198,9 +198,14 @@ class HammingEmbedding:
             medians of all of them.
         """
         projection = np.asarray(projection, np.float32)
+        x = np.asarray(descriptors, np.float32)
         words = np.asarray(words, np.int64)
+        if x.ndim != 2 or projection.ndim != 2 or x.shape[1] != projection.shape[1] \
+                or len(x) != len(words):
+            raise ValueError(f"need a (B, D) projection, (N, D) descriptors and N words, got "
+                             f"{projection.shape}, {x.shape} and {words.shape}")
         bits = len(projection)
-        z = np.asarray(descriptors, np.float32) @ projection.T
+        z = x @ projection.T
         thresholds = np.tile(np.median(z, axis=0) if len(z) else np.zeros(bits, np.float32),
                              (n_words, 1)).astype(np.float32)
         order = np.argsort(words, kind="stable")

@@ -136,6 +136,8 @@ def test_medians_split_every_words_training_descriptors_in_half(photo):
     everything = np.median(x @ emb.projection.T, axis=0)
     np.testing.assert_allclose(emb.thresholds[16], everything, rtol=1e-6)
     assert not np.allclose(emb.thresholds[0], everything)
+    with pytest.raises(ValueError, match="N words"):
+        HammingEmbedding.learn_medians(drawn.projection, x, words[:-1], 17)
 
 
 def test_asmk_scores_an_image_against_itself_highest():
