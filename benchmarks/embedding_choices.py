@@ -19,7 +19,7 @@ import numpy as np
 
 from classicpr.config import RetrievalConfig
 from classicpr.datasets import RevisitopDataset, load_revisitop
-from classicpr.embedding import HammingEmbedding
+from classicpr.embedding import HammingEmbedding, random_orthogonal
 from classicpr.features import rootsift
 from classicpr.index import Index
 from classicpr.invfile import InvertedFile
@@ -68,12 +68,6 @@ class Experiment:
         return m["medium"], m["hard"]
 
 
-def random_basis(n: int, rng: np.random.Generator) -> np.ndarray:
-    """``(n, n)`` uniformly random orthogonal matrix."""
-    q, r = np.linalg.qr(rng.standard_normal((n, n)))
-    return q * np.sign(np.diag(r))
-
-
 def principal_projection(descriptors: np.ndarray, words: np.ndarray, centroids: np.ndarray,
                          bits: int, seed: int) -> np.ndarray:
     """``(bits, D)``: the ``bits`` principal directions of the residuals
@@ -87,7 +81,7 @@ def principal_projection(descriptors: np.ndarray, words: np.ndarray, centroids: 
               f"{100 * values[::-1][:bits].sum() / values.sum():.0f} % of the residuals' "
               "variance", flush=True)
     top = vectors[:, ::-1][:, :bits].T
-    return random_basis(bits, np.random.default_rng(seed)) @ top
+    return random_orthogonal(bits, np.random.default_rng(seed)) @ top
 
 
 def medians(exp: Experiment) -> None:

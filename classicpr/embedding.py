@@ -59,6 +59,13 @@ def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.bitwise_count(x).sum(axis=-1, dtype=np.int64)
 
 
+def random_orthogonal(n: int, rng: np.random.Generator) -> np.ndarray:
+    """``(n, n)`` float64 orthogonal matrix drawn uniformly (QR of a Gaussian matrix, signs
+    fixed by R's diagonal)."""
+    q, r = np.linalg.qr(rng.standard_normal((n, n)))
+    return q * np.sign(np.diag(r))
+
+
 def selective_similarity(distance: np.ndarray, bits: int, alpha: float, tau: float
                          ) -> np.ndarray:
     """ASMK's selective function of binary similarity ``u = 1 - 2 h / bits``: ``u^alpha``
@@ -165,16 +172,12 @@ class HammingEmbedding:
             :meth:`learn_medians` learns them.
         """
         x = np.asarray(descriptors, np.float32)
-        words = np.asarray(words, np.int64)
         if bits not in SIGNATURE_BITS:
             raise ValueError(f"signatures have {SIGNATURE_BITS} bits, got {bits!r}")
-        if x.ndim != 2 or x.shape[1] < bits or len(x) != len(words):
-            raise ValueError(f"need (N, D >= {bits}) descriptors and N words, got {x.shape} "
-                             f"and {words.shape}")
-        rng = np.random.default_rng(seed)
-        q, r = np.linalg.qr(rng.standard_normal((x.shape[1], x.shape[1])))
-        q = q * np.sign(np.diag(r))  # a uniformly random orthogonal matrix
-        return cls.learn_medians(q[:bits], x, words, n_words)
+        if x.ndim != 2 or x.shape[1] < bits:  # the words are checked by learn_medians
+            raise ValueError(f"need (N, D >= {bits}) descriptors, got {x.shape}")
+        rotation = random_orthogonal(x.shape[1], np.random.default_rng(seed))
+        return cls.learn_medians(rotation[:bits], x, words, n_words)
 
     @classmethod
     def learn_medians(cls, projection: np.ndarray, descriptors: np.ndarray, words: np.ndarray,
