@@ -19,7 +19,7 @@ import numpy as np
 
 from classicpr.config import RetrievalConfig
 from classicpr.datasets import RevisitopDataset, load_revisitop
-from classicpr.embedding import HammingEmbedding, random_orthogonal
+from classicpr.embedding import HammingEmbedding, project, random_orthogonal
 from classicpr.features import rootsift
 from classicpr.index import Index
 from classicpr.invfile import InvertedFile
@@ -95,7 +95,7 @@ def medians(exp: Experiment) -> None:
             print(f"{bits} bits, medians on {100 * share:.0f} % of the database features: "
                   f"mAP {m[0]:.1f} / {m[1]:.1f}", flush=True)
         drawn = HammingEmbedding.train(exp.descriptors, exp.words, exp.vocabulary.size, 0, bits)
-        one = np.median(exp.descriptors @ drawn.projection.T, axis=0)
+        one = np.median(project(exp.descriptors, drawn.projection), axis=0)
         m = exp.mean_ap(HammingEmbedding(drawn.projection,
                                          np.tile(one, (exp.vocabulary.size, 1))))
         print(f"{bits} bits, one median for all words: mAP {m[0]:.1f} / {m[1]:.1f}", flush=True)

@@ -32,6 +32,8 @@ SIGNATURE_BITS = (64, 128)
 MAJORITY_BLOCK = 32_768
 #: Fewest training descriptors of a word for its own medians (else the global median).
 MIN_TRAINING_PER_WORD = 4
+#: Descriptors projected at once by :func:`project` (two float64 copies of 8 MB each).
+PROJECTION_BLOCK = 8_192
 
 
 def pack_bits(bits: np.ndarray) -> np.ndarray:
@@ -57,6 +59,36 @@ def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     axes), as int64 in [0, 64 W]."""
     x = np.bitwise_xor(np.asarray(a, np.uint64), np.asarray(b, np.uint64))
     return np.bitwise_count(x).sum(axis=-1, dtype=np.int64)
+
+
+def project(descriptors: np.ndarray, projection: np.ndarray) -> np.ndarray:
+    """Projections ``P x`` of descriptors, the same for a descriptor whatever others it
+    is projected with.
+
+    float32 matrix products sum in an order that depends on the CPU's BLAS kernels and on
+    the number and position of the rows computed together, so a descriptor's projection
+    can differ in its last bit between two batches, and a feature at its word's median
+    (which is one of the training features' projections) would take either bit: an index
+    grown image by image would differ from one built at once. Summed in float64 and
+    rounded to float32, it is the same in every batch (a float64 sum would have to fall
+    within its own last bit of a float32 rounding boundary to differ).
+
+    Parameters
+    ----------
+    descriptors : (N, D) float array
+    projection : (B, D) float array
+
+    Returns
+    -------
+    (N, B) float32 array
+    """
+    x = np.asarray(descriptors)
+    p = np.asarray(projection, np.float64).T
+    out = np.empty((len(x), p.shape[1]), np.float32)
+    for start in range(0, len(x), PROJECTION_BLOCK):
+        block = np.asarray(x[start:start + PROJECTION_BLOCK], np.float64)
+        out[start:start + PROJECTION_BLOCK] = block @ p
+    return out
 
 
 def random_orthogonal(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -208,7 +240,7 @@ class HammingEmbedding:
             raise ValueError(f"need a (B, D) projection, (N, D) descriptors and N words, got "
                              f"{projection.shape}, {x.shape} and {words.shape}")
         bits = len(projection)
-        z = x @ projection.T
+        z = project(x, projection)
         thresholds = np.tile(np.median(z, axis=0) if len(z) else np.zeros(bits, np.float32),
                              (n_words, 1)).astype(np.float32)
         order = np.argsort(words, kind="stable")
@@ -219,7 +251,7 @@ class HammingEmbedding:
 
     def residuals(self, descriptors: np.ndarray, words: np.ndarray) -> np.ndarray:
         """``P x - t_w``: ``(N, B)`` float32 for ``(N, D)`` RootSIFT in words ``(N,)``."""
-        z = np.asarray(descriptors, np.float32) @ self.projection.T
+        z = project(descriptors, self.projection)
         return z - self.thresholds[np.asarray(words, np.int64)]
 
     def signatures(self, descriptors: np.ndarray, words: np.ndarray) -> np.ndarray:

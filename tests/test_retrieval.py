@@ -119,7 +119,7 @@ def test_medians_split_every_words_training_descriptors_in_half(photo):
     """Per-word medians of a real photo's RootSIFT: every bit of a word's training
     signatures is set for half of them (ties aside); a word without enough training
     descriptors takes the medians of all of them. The drawn projection is orthonormal."""
-    from classicpr.embedding import MIN_TRAINING_PER_WORD, HammingEmbedding
+    from classicpr.embedding import MIN_TRAINING_PER_WORD, HammingEmbedding, project
     gray = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)
     _, d = detect_sift(gray, FeatureConfig(), 1.0)
     x = rootsift(d)
@@ -133,11 +133,31 @@ def test_medians_split_every_words_training_descriptors_in_half(photo):
         assert n >= MIN_TRAINING_PER_WORD
         share = bits[words == w].mean(axis=0)
         assert np.all(share <= 0.5) and np.all(share >= 0.5 - 1.5 / n), (w, share.min())
-    everything = np.median(x @ emb.projection.T, axis=0)
+    everything = np.median(project(x, emb.projection), axis=0)
     np.testing.assert_allclose(emb.thresholds[16], everything, rtol=1e-6)
     assert not np.allclose(emb.thresholds[0], everything)
     with pytest.raises(ValueError, match="N words"):
         HammingEmbedding.learn_medians(drawn.projection, x, words[:-1], 17)
+
+
+def test_a_signature_does_not_depend_on_the_batch_it_is_computed_in(photo):
+    """RootSIFT of a real photo, signed against per-word medians learned on the same
+    descriptors (so that features sit exactly at their word's median): one descriptor at
+    a time, in batches of 37 and all at once, every signature is the same, so an index
+    grown image by image equals one built at once."""
+    gray = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)
+    _, d = detect_sift(gray, FeatureConfig(), 1.0)
+    x = rootsift(d)
+    vocab = Vocabulary.train(x, 16, seed=0)
+    words = vocab.assign(x)
+    emb = vocab.embedding
+    whole = emb.signatures(x, words)
+    one_by_one = np.concatenate([emb.signatures(x[i:i + 1], words[i:i + 1])
+                                 for i in range(len(x))])
+    batches = np.concatenate([emb.signatures(x[i:i + 37], words[i:i + 37])
+                              for i in range(0, len(x), 37)])
+    np.testing.assert_array_equal(one_by_one, whole)
+    np.testing.assert_array_equal(batches, whole)
 
 
 def test_asmk_scores_an_image_against_itself_highest():
