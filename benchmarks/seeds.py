@@ -1,7 +1,7 @@
 """A benchmark over vocabulary seeds: mean, standard deviation and range of the image mAP,
 S-mIoU and pmAP-S of the default pipeline, its variants and the rankings alone.
 
-    python benchmarks/seeds.py ../shared/data/prmini-dev prmini WORK [--seeds 0,1,2,3,4] [--n-jobs 2]
+    python benchmarks/seeds.py ../shared/data/prmini-dev prmini WORK [--seeds 0,1,2,3,4] [--n-jobs 2] [--configurations "default pipeline,without expansion"]
 
 The seed draws k-means' sample and initialisation and the Hamming projection. Each seed
 gets an index of its own, ``WORK/seed-S``, all of them reading one feature store
@@ -18,6 +18,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from classicpr.config import Config  # noqa: E402
 from classicpr.evaluate import evaluate_benchmark  # noqa: E402
+from classicpr.io import write_json  # noqa: E402
 
 #: Configuration name -> parameters set on the default.
 CONFIGURATIONS = {
@@ -41,20 +42,28 @@ def main(argv=None) -> None:
     ap.add_argument("work")
     ap.add_argument("--seeds", default="0,1,2,3,4")
     ap.add_argument("--n-jobs", type=int, default=2)
+    ap.add_argument("--configurations", default=",".join(CONFIGURATIONS),
+                    help="comma-separated names of the configurations to run (default: all)")
     args = ap.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
+    chosen = [c.strip() for c in args.configurations.split(",")]
+    unknown = [c for c in chosen if c not in CONFIGURATIONS]
+    if unknown:
+        ap.error(f"--configurations: unknown {unknown}; choose among {list(CONFIGURATIONS)}")
     work = Path(args.work)
     (work / "features").mkdir(parents=True, exist_ok=True)
-    scores = {c: [] for c in CONFIGURATIONS}
+    (work / "results").mkdir(exist_ok=True)
+    scores = {c: [] for c in chosen}
     for seed in seeds:
         index_dir = work / f"seed-{seed}"
         index_dir.mkdir(exist_ok=True)
         if not (index_dir / "features").exists():
             (index_dir / "features").symlink_to((work / "features").resolve())
-        for name, settings in CONFIGURATIONS.items():
-            config = Config().updated({"vocabulary.seed": seed, **settings})
+        for name in chosen:
+            config = Config().updated({"vocabulary.seed": seed, **CONFIGURATIONS[name]})
             result = evaluate_benchmark(args.root, args.name, index_dir, config,
                                         n_jobs=args.n_jobs, progress=False)
+            write_json(work / "results" / f"seed-{seed}, {name}.json", result)
             row = [result[m][p] for m in METRICS for p in ("medium", "hard")]
             scores[name].append(row)
             print(f"seed {seed}, {name}: " + ", ".join(

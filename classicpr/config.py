@@ -209,10 +209,10 @@ class RetrievalConfig(_Section):
         "neighbours in the next", low=1)
     neighbour_regions: bool = _param(
         True, "verified neighbours: each neighbour is matched, as a relay is (the image's "
-        "features in its region, its mask the object), against the localised images that "
-        "rank it among their nearest whole frames (neighbours localised so included), and "
-        "localised by the first that verifies it; the others get no region (False = no "
-        "neighbour gets one)")
+        "features in its region, its mask the object), against the localised images near "
+        "it (among its nearest whole frames, or ranking it among theirs; neighbours "
+        "localised so included), and localised by the one that verifies it with most "
+        "inliers; the others get no region (False = no neighbour gets one)")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1401,19 +1401,17 @@ def _verify_with_relays(index: Index, relays: Sequence[QueryResult],
                         config: Config, n_jobs: Optional[int], stats: Dict[str, float],
                         read: Optional[ImageFeatures] = None
                         ) -> List[Tuple[QueryResult, QueryResult, PairVerification]]:
-    """The verification of :func:`relay_localise` and :func:`localise_neighbours`: each
-    relay in turn verified against the ``pending`` results still not localised and (with
-    ``verify.relay_retrieval``) its own best-ranked ones; the results it localises
-    updated in place (not their masks) and returned with their relay and verification.
-    ``read`` keeps the images' features (:data:`ImageFeatures`) by image id across
-    calls."""
-    vcfg, mcfg = config.verify, config.mask
+    """The verification of :func:`relay_localise`: each relay in turn verified against the
+    ``pending`` results still not localised and (with ``verify.relay_retrieval``) its own
+    best-ranked ones; the results it localises updated in place (not their masks) and
+    returned with their relay and verification. ``read`` keeps the images' features
+    (:data:`ImageFeatures`) by image id across calls."""
+    vcfg = config.verify
     read = {} if read is None else read
     if vcfg.method in ("ratio", "hamming"):
         _read_features(index, [r.image_id for r in relays], read, n_jobs)
-    features_of = [read.get(r.image_id) for r in relays]
     relayed = []
-    for relay, features in zip(relays, features_of):
+    for relay in relays:
         candidates = [r for r in pending if r.image_id != relay.image_id]
         if vcfg.relay_retrieval:
             tried = {r.image_id for r in pending}
@@ -1421,33 +1419,50 @@ def _verify_with_relays(index: Index, relays: Sequence[QueryResult],
                    if i in by_id and i not in tried and i != relay.image_id
                    and (not by_id[i].localised or by_id[i].box_only)]
             candidates += own[: vcfg.relay_retrieval]
-        if not candidates:
-            continue
-        built = relay_query(index, relay, vcfg.method, mcfg, features)
-        if built is None:
-            continue
-        query, cue = built
-        # matched as the query is, without view synthesis; stored one-word features as
-        # the index assigned them
-        plain = dataclasses.replace(vcfg, synthesis_candidates=0, query_assignments=(
-            vcfg.query_assignments if len(query.descriptors) else 1))
-        found = verify_shortlist(index, query, [r.image_id for r in candidates], plain,
-                                 cue if mcfg.method == "grabcut" else None, n_jobs, read=read)
-        stats["relay_tried"] += len(candidates)
+        found = _relay_matches(index, relay, candidates, config, n_jobs, stats, read)
         for r in candidates:
-            pv = found.get(r.image_id)
-            trusted = pv is not None and pv.plain.verified and (
-                pv.rigid or pv.object_location is not None)
-            if not trusted:
-                continue
-            r.relay, r.inliers, r.db_points = relay.image_id, pv.plain.inliers, pv.plain.db_points
-            r.H = pv.plain.H @ relay.H
-            r.rigid = relay.rigid and pv.rigid
-            r.object_points, r.background_points = pv.object_points, pv.background_points
-            r.polygon = project_points(pv.plain.H, relay.polygon)
-            relayed.append((r, relay, pv))
+            if r.image_id in found:
+                _localise_through(r, relay, found[r.image_id])
+                relayed.append((r, relay, found[r.image_id]))
         pending = [r for r in pending if r.relay is None]
     return relayed
+
+
+def _relay_matches(index: Index, relay: QueryResult, candidates: Sequence[QueryResult],
+                   config: Config, n_jobs: Optional[int], stats: Dict[str, float],
+                   read: ImageFeatures) -> Dict[int, PairVerification]:
+    """Verify ``candidates`` against ``relay`` as a query (:func:`relay_query`; the
+    verification's method, no view synthesis) and return, by image id, the verifications
+    that may localise them: verified, and a rigid plane or the object localised by Hough
+    voting (a verified match that is neither, which the query itself would keep with its
+    projected box, is not trusted second hand). ``stats["relay_tried"]`` counts the
+    candidates verified."""
+    vcfg, mcfg = config.verify, config.mask
+    if not candidates:
+        return {}
+    built = relay_query(index, relay, vcfg.method, mcfg, read.get(relay.image_id))
+    if built is None:
+        return {}
+    query, cue = built
+    # matched as the query is, without view synthesis; stored one-word features as the
+    # index assigned them
+    plain = dataclasses.replace(vcfg, synthesis_candidates=0, query_assignments=(
+        vcfg.query_assignments if len(query.descriptors) else 1))
+    found = verify_shortlist(index, query, [r.image_id for r in candidates], plain,
+                             cue if mcfg.method == "grabcut" else None, n_jobs, read=read)
+    stats["relay_tried"] = stats.get("relay_tried", 0) + len(candidates)
+    return {i: pv for i, pv in found.items()
+            if pv.plain.verified and (pv.rigid or pv.object_location is not None)}
+
+
+def _localise_through(result: QueryResult, relay: QueryResult, pv: PairVerification) -> None:
+    """Give ``result`` the region that ``relay``'s verification ``pv`` carries from the
+    relay (its mask is computed later, :func:`_relay_masks`), in place."""
+    result.relay, result.inliers, result.db_points = relay.image_id, pv.plain.inliers, pv.plain.db_points
+    result.H = pv.plain.H @ relay.H
+    result.rigid = relay.rigid and pv.rigid
+    result.object_points, result.background_points = pv.object_points, pv.background_points
+    result.polygon = project_points(pv.plain.H, relay.polygon)
 
 
 def _relay_masks(index: Index, relayed: Sequence[Tuple[QueryResult, QueryResult, PairVerification]],
@@ -1538,10 +1553,12 @@ def verified_neighbours(index: Index, results: List[QueryResult], config: Config
                                 query_assignments=1)
     found: List[int] = []
     near: Dict[int, List[int]] = {}
+    nearest_of: Dict[int, List[int]] = {}
     for _ in range(rcfg.neighbour_hops):
         new = []
         for source in sources:
             nearest = [int(i) for i in frame_ranking(index, source, rcfg) if int(i) != source]
+            nearest_of[source] = nearest[: rcfg.neighbours]
             for i in nearest[: rcfg.neighbours]:
                 near.setdefault(i, []).append(source)
             candidates = [i for i in nearest[: rcfg.neighbours] if i in by_id
@@ -1564,7 +1581,8 @@ def verified_neighbours(index: Index, results: List[QueryResult], config: Config
         return results
     neighbours = [by_id[i] for i in found]
     if rcfg.neighbour_regions:
-        localise_neighbours(index, neighbours, by_id, near, config, n_jobs, stats, read)
+        localise_neighbours(index, neighbours, by_id, near, config, n_jobs, stats, read,
+                            nearest_of)
     return ([r for r in results if r.verified and r.neighbour is None] + neighbours
             + [r for r in results if not r.verified and r.neighbour is None])
 
@@ -1573,7 +1591,8 @@ def localise_neighbours(index: Index, neighbours: Sequence[QueryResult],
                         by_id: Mapping[int, QueryResult], near: Mapping[int, Sequence[int]],
                         config: Config, n_jobs: Optional[int] = 1,
                         stats: Optional[Dict[str, float]] = None,
-                        read: Optional[ImageFeatures] = None) -> None:
+                        read: Optional[ImageFeatures] = None,
+                        nearest_of: Optional[Mapping[int, Sequence[int]]] = None) -> None:
     """Localise verified neighbours through localised images whose whole frame they are
     near, where the object's region there verifies against them.
 
@@ -1581,13 +1600,17 @@ def localise_neighbours(index: Index, neighbours: Sequence[QueryResult],
     same, not where the object is, which may have moved against it. Each neighbour is
     matched instead, as a relay is (:func:`relay_query`: the image's features in its
     region, its mask the object; the same verification, no view synthesis), against the
-    localised images near it: those whose whole-frame ranking held it among their
-    nearest, the image it matched first. The first of them that verifies it as a rigid
-    plane or with the object localised by Hough voting gives it its region and mask
-    (``relay`` set to that image). This goes in rounds: a neighbour localised in one
-    round is a localised image for the neighbours near it in the next, so that the
-    object is followed along a video frame by frame, each step verified on the object's
-    own region.
+    localised images near it: the image it matched first, those whose whole-frame
+    ranking held it among their ``retrieval.neighbours`` nearest, and those among the
+    ``retrieval.neighbours`` nearest in its own whole-frame ranking
+    (:func:`frame_ranking`), so that which images are near it does not depend on which
+    verified results happened to find it. Of those that verify it as a rigid plane or
+    with the object localised by Hough voting, the one with most inliers gives it its
+    region and mask (``relay`` set to that image), whatever order they were found in.
+    This goes in rounds: a neighbour localised in one round is a localised image for the
+    neighbours near it in the next, so that the object is followed along a video frame
+    by frame, each step verified on the object's own region; a neighbour not localised
+    yet tries, in each round, the images near it that have been localised since.
 
     Parameters
     ----------
@@ -1606,6 +1629,10 @@ def localise_neighbours(index: Index, neighbours: Sequence[QueryResult],
     read : dict, optional
         Database images' features already read (:data:`ImageFeatures`, e.g. by
         :func:`relay_localise`), filled with those read here.
+    nearest_of : mapping of int to sequence of int, optional
+        For an image id, its ``retrieval.neighbours`` nearest images in its whole-frame
+        ranking, where already ranked (:func:`verified_neighbours` ranks its sources);
+        the other neighbours' rankings are computed here.
     """
     stats = stats if stats is not None else {}
     stats.update(neighbour_regions_tried=0, neighbours_localised=0)
@@ -1615,30 +1642,50 @@ def localise_neighbours(index: Index, neighbours: Sequence[QueryResult],
         r = by_id.get(i)
         return r is not None and r.mask is not None and bool(r.mask.any())
 
-    as_relay = dataclasses.replace(config, verify=dataclasses.replace(config.verify,
-                                                                      relay_retrieval=0))
-    near_of = {n.image_id: list(dict.fromkeys([n.neighbour, *near.get(n.image_id, ())]))
+    rcfg = config.retrieval
+
+    def own_nearest(i: int) -> List[int]:  # the images nearest to its whole frame
+        if nearest_of is not None and i in nearest_of:
+            return [j for j in nearest_of[i] if j in by_id]
+        ranked = [int(j) for j in frame_ranking(index, i, rcfg) if int(j) != i]
+        return [j for j in ranked[: rcfg.neighbours] if j in by_id]
+
+    near_of = {n.image_id: list(dict.fromkeys([n.neighbour, *near.get(n.image_id, ()),
+                                               *own_nearest(n.image_id)]))
                for n in neighbours}
     tried: Dict[int, set] = {n.image_id: set() for n in neighbours}
     while True:
-        # each neighbour not localised yet tries the next image near it that has a region,
-        # grouped by that image; those localised in one round can relay in the next
+        # each neighbour not localised yet tries every image near it that has a region and
+        # that it has not tried, grouped by that image; those localised in one round can
+        # relay in the next
         by_relay: Dict[int, List[QueryResult]] = {}
         for n in neighbours:
-            following = next((i for i in near_of[n.image_id]
-                              if i not in tried[n.image_id] and can_relay(i)), None)
-            if n.localised or following is None:
+            if n.localised:
                 continue
-            tried[n.image_id].add(following)
-            by_relay.setdefault(following, []).append(n)
+            for i in near_of[n.image_id]:
+                if i not in tried[n.image_id] and can_relay(i):
+                    tried[n.image_id].add(i)
+                    by_relay.setdefault(i, []).append(n)
         if not by_relay:
             break
-        new = []
+        if config.verify.method in ("ratio", "hamming"):
+            _read_features(index, list(by_relay), read, n_jobs)
+        best: Dict[int, Tuple[QueryResult, PairVerification]] = {}
         for relay, pending in by_relay.items():
             counts = {"relay_tried": 0}
-            new += _verify_with_relays(index, [by_id[relay]], pending, by_id, as_relay, n_jobs,
-                                       counts, read)
+            found = _relay_matches(index, by_id[relay], pending, config, n_jobs, counts, read)
             stats["neighbour_regions_tried"] += counts["relay_tried"]
+            for n in pending:
+                pv = found.get(n.image_id)
+                if pv is not None and (n.image_id not in best
+                                       or pv.plain.inliers > best[n.image_id][1].plain.inliers):
+                    best[n.image_id] = (by_id[relay], pv)
+        new = []
+        for n in neighbours:
+            if n.image_id in best:
+                relay, pv = best[n.image_id]
+                _localise_through(n, relay, pv)
+                new.append((n, relay, pv))
         _relay_masks(index, new, config.mask, n_jobs)
         stats["neighbours_localised"] += len(new)
 

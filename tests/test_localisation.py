@@ -479,9 +479,11 @@ def test_a_neighbour_is_localised_through_a_localised_frame_near_it(prmini_root,
     """prmini-dev's DAVIS car: frame 70 matches neither the query nor a relay; it ranks
     as a verified neighbour (its whole frame matches frame 50's, on the same road).
     Matched against the segmented car of the localised frames near it, as a relay is, it
-    is localised on the labelled car through frame 50; with
-    ``retrieval.neighbour_regions`` off it gets no region."""
-    from classicpr.pipeline import run_query
+    is localised on the labelled car through frame 60: the frame next to it, nearest in
+    its own whole-frame ranking, whose car verifies with more inliers than frame 50's,
+    the frame that found it. With ``retrieval.neighbour_regions`` off it gets no
+    region."""
+    from classicpr.pipeline import _relay_matches, run_query
     ds, q, ids, index = _video_index(prmini_root, tmp_path, "davis_car-roundabout_q",
                                      ("davis_scooter-black", "davis_drift-straight"), 512)
     image, box = ds.image_dir / ds.query_file(q), ds.query_box(q)
@@ -492,10 +494,15 @@ def test_a_neighbour_is_localised_through_a_localised_frame_near_it(prmini_root,
     by_id = {r.image_id: r for r in results}
     localised = [r for r in results if r.neighbour is not None and r.localised]
     frame = {n: ids.index(ds.imlist.index(f"davis_car-roundabout_000{n}"))
-             for n in (50, 70)}
+             for n in (50, 60, 70)}
     assert {r.image_id for r in localised} == {frame[70]}
     assert timing["count_neighbours_localised"] == 1
-    assert by_id[frame[70]].neighbour == frame[50] and by_id[frame[70]].relay == frame[50]
+    assert by_id[frame[70]].neighbour == frame[50] and by_id[frame[70]].relay == frame[60]
+    # both frames verify it; the one with more inliers gives the region
+    unlocalised = off[frame[70]]
+    inliers = {n: _relay_matches(index, by_id[frame[n]], [unlocalised], Config(), 2, {},
+                                 {})[frame[70]].plain.inliers for n in (50, 60)}
+    assert inliers[60] > inliers[50] and by_id[frame[70]].inliers == inliers[60], inliers
     for r in localised:
         relay = by_id[r.relay]  # a localised image that is not a neighbour
         assert relay.localised and relay.neighbour is None and r.mask is not None
