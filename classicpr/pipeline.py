@@ -1494,6 +1494,13 @@ def frame_ranking(index: Index, image_id: int, config: RetrievalConfig) -> np.nd
     return stored_ranking(index, stored.words, stored.signatures, config)
 
 
+def nearest_frames(index: Index, image_id: int, config: RetrievalConfig) -> List[int]:
+    """The ``config.neighbours`` database images nearest to one database image's whole
+    frame (:func:`frame_ranking`, the image itself left out), nearest first."""
+    ranked = [int(i) for i in frame_ranking(index, image_id, config) if int(i) != image_id]
+    return ranked[: config.neighbours]
+
+
 def frame_query(index: Index, image_id: int) -> QueryFeatures:
     """A database image's whole frame as a query for Hamming verification: its stored
     keypoints, words and signatures, each feature in its one word."""
@@ -1552,16 +1559,12 @@ def verified_neighbours(index: Index, results: List[QueryResult], config: Config
     plain = dataclasses.replace(config.verify, method="hamming", synthesis_candidates=0,
                                 query_assignments=1)
     found: List[int] = []
-    near: Dict[int, List[int]] = {}
     nearest_of: Dict[int, List[int]] = {}
     for _ in range(rcfg.neighbour_hops):
         new = []
         for source in sources:
-            nearest = [int(i) for i in frame_ranking(index, source, rcfg) if int(i) != source]
-            nearest_of[source] = nearest[: rcfg.neighbours]
-            for i in nearest[: rcfg.neighbours]:
-                near.setdefault(i, []).append(source)
-            candidates = [i for i in nearest[: rcfg.neighbours] if i in by_id
+            nearest_of[source] = nearest = nearest_frames(index, source, rcfg)
+            candidates = [i for i in nearest if i in by_id
                           and not by_id[i].verified and by_id[i].neighbour is None]
             if not candidates:
                 continue
@@ -1581,18 +1584,16 @@ def verified_neighbours(index: Index, results: List[QueryResult], config: Config
         return results
     neighbours = [by_id[i] for i in found]
     if rcfg.neighbour_regions:
-        localise_neighbours(index, neighbours, by_id, near, config, n_jobs, stats, read,
-                            nearest_of)
+        localise_neighbours(index, neighbours, by_id, nearest_of, config, n_jobs, stats, read)
     return ([r for r in results if r.verified and r.neighbour is None] + neighbours
             + [r for r in results if not r.verified and r.neighbour is None])
 
 
 def localise_neighbours(index: Index, neighbours: Sequence[QueryResult],
-                        by_id: Mapping[int, QueryResult], near: Mapping[int, Sequence[int]],
-                        config: Config, n_jobs: Optional[int] = 1,
-                        stats: Optional[Dict[str, float]] = None,
-                        read: Optional[ImageFeatures] = None,
-                        nearest_of: Optional[Mapping[int, Sequence[int]]] = None) -> None:
+                        by_id: Mapping[int, QueryResult],
+                        nearest_of: Mapping[int, Sequence[int]], config: Config,
+                        n_jobs: Optional[int] = 1, stats: Optional[Dict[str, float]] = None,
+                        read: Optional[ImageFeatures] = None) -> None:
     """Localise verified neighbours through localised images whose whole frame they are
     near, where the object's region there verifies against them.
 
@@ -1619,9 +1620,10 @@ def localise_neighbours(index: Index, neighbours: Sequence[QueryResult],
         The neighbours, ``neighbour`` set; those localised are updated in place.
     by_id : mapping of int to QueryResult
         Every result by image id, masks computed.
-    near : mapping of int to sequence of int
-        For an image id, the images whose whole-frame ranking held it among their
-        ``retrieval.neighbours`` nearest.
+    nearest_of : mapping of int to sequence of int
+        For each image whose whole frame :func:`verified_neighbours` ranked (its
+        sources), its :func:`nearest_frames`; those of the other neighbours are ranked
+        here.
     config : Config
     n_jobs : int
     stats : dict, optional
@@ -1629,10 +1631,6 @@ def localise_neighbours(index: Index, neighbours: Sequence[QueryResult],
     read : dict, optional
         Database images' features already read (:data:`ImageFeatures`, e.g. by
         :func:`relay_localise`), filled with those read here.
-    nearest_of : mapping of int to sequence of int, optional
-        For an image id, its ``retrieval.neighbours`` nearest images in its whole-frame
-        ranking, where already ranked (:func:`verified_neighbours` ranks its sources);
-        the other neighbours' rankings are computed here.
     """
     stats = stats if stats is not None else {}
     stats.update(neighbour_regions_tried=0, neighbours_localised=0)
@@ -1644,11 +1642,14 @@ def localise_neighbours(index: Index, neighbours: Sequence[QueryResult],
 
     rcfg = config.retrieval
 
+    near: Dict[int, List[int]] = {}  # image id -> the sources that ranked it nearest
+    for source, nearest in nearest_of.items():
+        for i in nearest:
+            near.setdefault(i, []).append(source)
+
     def own_nearest(i: int) -> List[int]:  # the images nearest to its whole frame
-        if nearest_of is not None and i in nearest_of:
-            return [j for j in nearest_of[i] if j in by_id]
-        ranked = [int(j) for j in frame_ranking(index, i, rcfg) if int(j) != i]
-        return [j for j in ranked[: rcfg.neighbours] if j in by_id]
+        nearest = nearest_of[i] if i in nearest_of else nearest_frames(index, i, rcfg)
+        return [j for j in nearest if j in by_id]
 
     near_of = {n.image_id: list(dict.fromkeys([n.neighbour, *near.get(n.image_id, ()),
                                                *own_nearest(n.image_id)]))
