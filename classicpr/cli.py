@@ -163,7 +163,7 @@ def cmd_search(args) -> int:
 
 
 def cmd_query(args) -> int:
-    from .io import read_image, write_json, write_png
+    from .io import read_image_at_size, write_json, write_png
     from .formats import coco_results, parse_formats, write_mask
     from .pipeline import few_features_warning, run_query
     from .regions import parse_box
@@ -192,7 +192,7 @@ def cmd_query(args) -> int:
                                r.image_id, r.inliers + r.score)
             if entry is not None:
                 coco.append(dict(entry, file_name=r.name))
-            img, _ = read_image(index.image_path(r.image_id), gray=False)
+            img = read_image_at_size(index.image_path(r.image_id), index.image_size(r.image_id))
             write_png(out / "overlays" / f"{stem}.png",
                       overlay(img, r.mask, r.polygon, label=r.caption(rank + 1)))
             row.update({f"mask_{f}": p for f, p in (("png", f"masks/{stem}.png"),

@@ -22,8 +22,8 @@ import numpy as np
 
 from .config import FeatureConfig
 from .errors import ClassicPRError, ImageReadError
-from .io import (PathLike, downscale, load_arrays, read_image, read_npy_header, save_arrays,
-                 write_json)
+from .io import (PathLike, downscale, load_arrays, read_image_and_size, read_npy_header,
+                 save_arrays, write_json)
 from .parallel import run_parallel
 
 log = logging.getLogger("classicpr")
@@ -120,8 +120,7 @@ def read_gray(image: PathLike | np.ndarray, max_side: int
         size = (gray.shape[1], gray.shape[0])
         gray, scale = downscale(gray, max_side)
     else:
-        gray, scale = read_image(image, gray=True, max_side=max_side)
-        size = (int(round(gray.shape[1] / scale)), int(round(gray.shape[0] / scale)))
+        gray, scale, size = read_image_and_size(image, gray=True, max_side=max_side)
     return gray, scale, size
 
 

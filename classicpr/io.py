@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, Mapping, Tuple, Union
@@ -49,12 +50,22 @@ def list_images(folder: PathLike) -> list:
 
 
 def _header_size(path: Path) -> Tuple[int, int]:
-    """(width, height) after EXIF orientation, from the file header only (Pillow, lazy)."""
+    """(width, height) after EXIF orientation, from the file header only (Pillow, lazy).
+
+    Pillow's decompression-bomb limit (89 Mpx warns, 179 Mpx refuses) guards decoding,
+    which Pillow does not do here: the size of a file that large is what lets OpenCV decode
+    it at reduced resolution, so the check is off while the header is read."""
     try:
         from PIL import Image
-        with Image.open(str(path)) as im:
-            w, h = im.size
-            orientation = im.getexif().get(0x0112, 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                with Image.open(str(path)) as im:
+                    w, h = im.size
+                    orientation = im.getexif().get(0x0112, 1)
+            finally:
+                Image.MAX_IMAGE_PIXELS = limit
     except Exception:
         return 0, 0
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
@@ -69,7 +80,16 @@ _REDUCED = {
 
 def read_image(path: PathLike, gray: bool = True, max_side: int | None = None
                ) -> Tuple[np.ndarray, float]:
-    """Read an image as 8-bit, respecting its EXIF orientation, optionally downscaled.
+    """Read an image as 8-bit, respecting its EXIF orientation, optionally downscaled
+    (:func:`read_image_and_size` without the size)."""
+    image, scale, _ = read_image_and_size(path, gray, max_side)
+    return image, scale
+
+
+def read_image_and_size(path: PathLike, gray: bool = True, max_side: int | None = None
+                        ) -> Tuple[np.ndarray, float, Tuple[int, int]]:
+    """Read an image as 8-bit, respecting its EXIF orientation, optionally downscaled, and
+    its size in original pixels.
 
     Parameters
     ----------
@@ -88,6 +108,10 @@ def read_image(path: PathLike, gray: bool = True, max_side: int | None = None
     scale : float
         ``image`` pixels per original pixel (1.0 when not resized). Original coordinates are
         ``image coordinates / scale``.
+    size : (width, height)
+        The original image's, after EXIF orientation: the decoded image's before any
+        downscaling, or the header's where the file was decoded reduced (not
+        ``image.shape / scale``, which rounding can put pixels off).
 
     Raises
     ------
@@ -120,12 +144,36 @@ def read_image(path: PathLike, gray: bool = True, max_side: int | None = None
         image = cv2.convertScaleAbs(np.nan_to_num(image.astype(np.float32)),
                                     alpha=255.0 / hi if hi > 0 else 1.0)
     scale = 1.0
+    size = (image.shape[1], image.shape[0])
     if reduce > 1 and full_w > 0:
         scale = image.shape[1] / full_w
+        size = (full_w, full_h)
     if max_side is not None:
         image, f = downscale(image, max_side)
         scale *= f
-    return image, scale
+    return image, scale, size
+
+
+def read_image_at_size(path: PathLike, size: Tuple[int, int], gray: bool = False) -> np.ndarray:
+    """An image in the frame of its original pixels, which masks and regions use.
+
+    Parameters
+    ----------
+    path : path-like
+    size : (width, height)
+        The image's original size (e.g. ``Index.image_size``).
+    gray : bool
+
+    Returns
+    -------
+    (height, width[, 3]) uint8 array: the image as :func:`read_image` decodes it, resized
+    to ``size`` where it was decoded reduced (a file above ``MAX_DECODE_PIXELS``).
+    """
+    image, _ = read_image(path, gray=gray)
+    size = (int(size[0]), int(size[1]))
+    if (image.shape[1], image.shape[0]) != size:
+        image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+    return image
 
 
 def downscale(image: np.ndarray, max_side: int) -> Tuple[np.ndarray, float]:

@@ -44,7 +44,7 @@ from .errors import ClassicPRError, ImageReadError
 from .features import detect_sift, extract_image, read_gray, rootsift
 from .index import Index, StoredImage
 from .invfile import features_in_box
-from .io import read_image
+from .io import read_image_at_size
 from .masks import mask_polygon, projected_mask, refine_region, segment_query
 from .objects import ObjectLocation, carry_segment, follows_motion, hough_localise, object_mask
 from .parallel import effective_n_jobs, run_parallel
@@ -1113,7 +1113,7 @@ def query_object_segment(image, query: QueryFeatures, config: MaskConfig
     if isinstance(image, np.ndarray):
         colour = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     else:
-        colour, _ = read_image(image, gray=False)
+        colour = read_image_at_size(image, query.size)
     segment = segment_query(colour, query.box, config)
     if segment is None:
         return None, None
@@ -1121,15 +1121,13 @@ def query_object_segment(image, query: QueryFeatures, config: MaskConfig
 
 
 def _object_mask_one(args):
-    path, carried, points, background, config = args
-    image, _ = read_image(path, gray=False)
-    return object_mask(image, carried, points, config, background)
+    path, size, carried, points, background, config = args
+    return object_mask(read_image_at_size(path, size), carried, points, config, background)
 
 
 def _refine_one(args):
-    path, quad, points, config = args
-    image, _ = read_image(path, gray=False)
-    return refine_region(image, quad, points, config)
+    path, size, quad, points, config = args
+    return refine_region(read_image_at_size(path, size), quad, points, config)
 
 
 def compute_masks(index: Index, results: Sequence[QueryResult], segment: Optional[np.ndarray],
@@ -1172,11 +1170,12 @@ def _apply_mask_plans(index: Index, plans: Sequence[Tuple[QueryResult, str, Opti
     for r, how, _ in plans:
         if how == "projected":
             r.mask, r.mask_method = projected_mask(r.polygon, index.image_size(r.image_id)), "projected"
-    jobs = [(index.image_path(r.image_id), r.polygon, r.db_points, config) for r in refine]
+    jobs = [(index.image_path(r.image_id), index.image_size(r.image_id), r.polygon, r.db_points,
+             config) for r in refine]
     for r, m in zip(refine, run_parallel(_refine_one, jobs, n_jobs, progress=False)):
         r.mask, r.mask_method = m.mask, m.method
-    jobs = [(index.image_path(r.image_id), carried, r.object_points, r.background_points, config)
-            for r, carried in objects]
+    jobs = [(index.image_path(r.image_id), index.image_size(r.image_id), carried,
+             r.object_points, r.background_points, config) for r, carried in objects]
     for (r, carried), m in zip(objects, run_parallel(_object_mask_one, jobs, n_jobs,
                                                      progress=False)):
         mask, method = (m, "object") if m is not None else (carried, "object-carried")

@@ -34,7 +34,7 @@ import numpy as np
 from .config import Config
 from .errors import ClassicPRError
 from .index import Index
-from .io import PathLike, read_image
+from .io import PathLike, read_image, read_image_at_size
 from .pipeline import few_features_warning, run_query
 from .regions import validate_box
 from .viz import overlay
@@ -134,7 +134,8 @@ class QueryService:
                        "neighbour": (None if r.neighbour is None
                                      else self.index.names[r.neighbour])}
                 if r.mask is not None:
-                    db, _ = read_image(self.index.image_path(r.image_id), gray=False)
+                    db = read_image_at_size(self.index.image_path(r.image_id),
+                                            self.index.image_size(r.image_id))
                     files[f"overlay/{rank}"] = _encode(_display(overlay(
                         db, r.mask, r.polygon, label=r.caption(rank))), ".jpg")
                     files[f"mask/{rank}"] = _encode(r.mask.astype(np.uint8) * 255)

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import cv2
@@ -19,7 +20,8 @@ from classicpr.config import Config
 from classicpr.pipeline import extract_query, run_query
 from classicpr.errors import ClassicPRError
 from classicpr.index import Index
-from classicpr.io import load_arrays, read_image
+import classicpr.io as io_module
+from classicpr.io import load_arrays, read_image, read_image_and_size, read_image_at_size
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -142,6 +144,22 @@ def test_very_large_image_is_read_reduced(tmp_path):
     cv2.imwrite(str(tmp_path / "big.jpg"), big)
     img, scale = read_image(tmp_path / "big.jpg", max_side=1024)
     assert max(img.shape) == 1024 and scale == pytest.approx(1024 / 9000, rel=1e-3)
+
+
+def test_a_file_decoded_reduced_is_read_back_in_its_original_frame(tmp_path, monkeypatch):
+    """A file above MAX_DECODE_PIXELS decodes reduced, and masks index it in original
+    pixels; Pillow's decompression-bomb limit (made small here, 89 / 179 Mpx really) must
+    not hide the header that gives its size, nor print a warning."""
+    monkeypatch.setattr(io_module, "MAX_DECODE_PIXELS", 1_000_000)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500_000)
+    path = tmp_path / "large.jpg"
+    cv2.imwrite(str(path), cv2.resize(_photos()[0], (2000, 1500)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        small, scale, size = read_image_and_size(path, gray=False)
+    assert size == (2000, 1500) and small.shape == (750, 1000, 3) and scale == 0.5
+    assert read_image_at_size(path, size).shape == (1500, 2000, 3)
+    assert Image.MAX_IMAGE_PIXELS == 500_000
 
 
 def test_unreadable_query_names_the_file(photo_index, tmp_path, capsys):

@@ -36,6 +36,14 @@ def test_sift_coordinates_are_original_pixels(photo, tmp_path):
     assert len(kps) <= FeatureConfig().max_features
 
 
+def test_a_downscaled_image_keeps_its_original_size(photo, tmp_path):
+    """6000 x 4000 read at 1024 px is 1024 x 683; 683 rows scaled back up would be 4002."""
+    path = tmp_path / "camera.jpg"
+    cv2.imwrite(str(path), cv2.resize(photo, (6000, 4000)))
+    _, _, size = extract_image(path, FeatureConfig(max_side=1024))
+    assert size == (6000, 4000)
+
+
 def test_sift_features_equal_opencv_float_sift_rounded(photo):
     """detect_sift asks OpenCV for uint8 descriptors and reads keypoints in bulk: the
     result must be OpenCV's plain float SIFT, rounded, with every keypoint's geometry."""
