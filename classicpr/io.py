@@ -176,6 +176,30 @@ def read_image_at_size(path: PathLike, size: Tuple[int, int], gray: bool = False
     return image
 
 
+def resize_by(image: np.ndarray, f: float, interpolation: int = cv2.INTER_AREA) -> np.ndarray:
+    """``image`` resized by the factor ``f`` as ``cv2.resize(image, None, fx=f, fy=f)``
+    does, except that a side rounding to 0 pixels (a strip a few pixels thin) becomes 1
+    instead of failing inside OpenCV.
+
+    Parameters
+    ----------
+    image : (H, W[, C]) array
+    f : float
+        Output pixels per input pixel.
+    interpolation : int
+        OpenCV interpolation flag.
+
+    Returns
+    -------
+    (h, w[, C]) array, h = max(1, round(H * f)), w = max(1, round(W * f)).
+    """
+    h, w = image.shape[:2]
+    size = (int(np.rint(w * f)), int(np.rint(h * f)))
+    if min(size) >= 1:
+        return cv2.resize(image, None, fx=f, fy=f, interpolation=interpolation)
+    return cv2.resize(image, (max(1, size[0]), max(1, size[1])), interpolation=interpolation)
+
+
 def downscale(image: np.ndarray, max_side: int) -> Tuple[np.ndarray, float]:
     """Resize (INTER_AREA) so that the long side is at most ``max_side``.
 

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from .config import MaskConfig
+from .io import resize_by
 from .regions import rasterize_polygons
 
 @dataclasses.dataclass
@@ -71,7 +72,7 @@ def grabcut_crop(image: np.ndarray, mask: np.ndarray, pad: int, work_side: int):
     cx2, cy2 = min(w, int(xs.max()) + pad + 1), min(h, int(ys.max()) + pad + 1)
     f = min(1.0, work_side / max(cx2 - cx1, cy2 - cy1))
     crop = image[cy1:cy2, cx1:cx2]
-    small = cv2.resize(crop, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if f < 1 else crop
+    small = resize_by(crop, f) if f < 1 else crop
     small_mask = cv2.resize(mask[cy1:cy2, cx1:cx2].astype(np.uint8),
                             (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST)
     return small, small_mask, f, (cx1, cy1, cx2, cy2)
@@ -103,7 +104,7 @@ def segment_query(image: np.ndarray, box, config: MaskConfig = MaskConfig()) -> 
     """
     h, w = image.shape[:2]
     f = min(1.0, config.work_side / max(h, w))
-    small = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if f < 1 else image
+    small = resize_by(image, f) if f < 1 else image
     x1, y1, x2, y2 = np.round(np.asarray(box, np.float64) * f).astype(int)
     x1, y1 = max(x1, 0), max(y1, 0)
     x2, y2 = min(x2, small.shape[1] - 1), min(y2, small.shape[0] - 1)

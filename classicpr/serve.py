@@ -34,7 +34,7 @@ import numpy as np
 from .config import Config
 from .errors import ClassicPRError
 from .index import Index
-from .io import PathLike, read_image, read_image_at_size
+from .io import PathLike, read_image, read_image_at_size, resize_by
 from .pipeline import few_features_warning, run_query
 from .regions import validate_box
 from .viz import overlay
@@ -52,7 +52,7 @@ def _encode(image: np.ndarray, ext: str = ".png") -> bytes:
 
 def _display(image: np.ndarray) -> np.ndarray:
     f = min(1.0, DISPLAY_SIDE / max(image.shape[:2]))
-    return cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if f < 1 else image
+    return resize_by(image, f) if f < 1 else image
 
 
 class QueryService:

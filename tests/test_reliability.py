@@ -162,6 +162,14 @@ def test_a_file_decoded_reduced_is_read_back_in_its_original_frame(tmp_path, mon
     assert Image.MAX_IMAGE_PIXELS == 500_000
 
 
+def test_a_query_a_few_pixels_thin_runs(photo_index, tmp_path):
+    """3 rows at GrabCut's 384-px working side round to 0: OpenCV's resize would fail."""
+    cv2.imwrite(str(tmp_path / "strip.png"), cv2.resize(_photos()[0], (3000, 3)))
+    assert main(["query", str(photo_index), str(tmp_path / "strip.png"), "--out",
+                 str(tmp_path / "out"), "-q"]) == 0
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["results"]
+
+
 def test_unreadable_query_names_the_file(photo_index, tmp_path, capsys):
     (tmp_path / "q.jpg").write_bytes(b"\x00" * 10)
     assert main(["search", str(photo_index), str(tmp_path / "q.jpg")]) == 2
