@@ -192,10 +192,16 @@ def evaluate_benchmark(root: PathLike, name: str, index_dir: PathLike,
     index = Index.build(image_dir, index_dir, names=names, vocab_size=config.vocabulary.size,
                         feature_config=config.features, seed=config.vocabulary.seed,
                         n_jobs=n_jobs, progress=progress, train_names=db_files,
-                        signature_bits=config.vocabulary.signature_bits)
+                        signature_bits=config.vocabulary.signature_bits, keep_order=True)
     if index.names[: len(db_files)] != db_files:
         bad = sorted(set(db_files) - set(index.names))
-        raise ClassicPRError(f"{len(bad)} database images could not be indexed: {bad[:10]}")
+        reasons = dict(index.skipped)
+        raise ClassicPRError(
+            f"{len(bad)} database images could not be indexed: "
+            + "; ".join(f"{reasons.get(n, n)}" for n in bad[:5])
+            + ("; ..." if len(bad) > 5 else "")
+            + ". Replace them (classicpr download) and run again: the index keeps the "
+            "images already done")
     if distractors is not None:
         log.info("database: %d benchmark images + %d distractors (%d skipped)", len(db_files),
                  len(index.names) - len(db_files), len(names) - len(index.names))

@@ -218,9 +218,13 @@ class Index:
               vocabulary: Optional[Vocabulary] = None, vocab_size: Optional[int] = None,
               feature_config: FeatureConfig = FeatureConfig(), seed: int = 0,
               n_jobs: Optional[int] = None, progress: bool = True,
-              train_names: Optional[Sequence[str]] = None, signature_bits: int = 128
-              ) -> "Index":
+              train_names: Optional[Sequence[str]] = None, signature_bits: int = 128,
+              keep_order: bool = False) -> "Index":
         """Extract features, train (or use) a vocabulary and index every image.
+
+        An index already in ``root`` with the same settings is reused: images not in it yet
+        (new ones, and those that could not be read before, e.g. replaced since) are added
+        to it, at the end of its image ids.
 
         Parameters
         ----------
@@ -247,6 +251,11 @@ class Index:
         signature_bits : {64, 128}
             Hamming-embedding signature length (for a given vocabulary without an
             embedding, or a trained one).
+        keep_order : bool
+            Image ids must follow ``names`` (a benchmark's image ids): where adding images
+            to an existing index at the end would break that order (an image that could
+            not be read before and now can), the index is rebuilt from its stored features
+            instead.
         """
         image_dir, root = Path(image_dir), Path(root)
         if names is None:
@@ -271,22 +280,20 @@ class Index:
                     f"{root} already indexes {len(foreign)} images that are not in this "
                     f"database (e.g. {sorted(foreign)[0]}); use another index folder")
             if existing.feature_config == feature_config and same_vocab:
-                known = set(existing.names) | {n for n, _ in existing.skipped}
-                new = [n for n in names if n not in known]
-                if new:
-                    log.info("index %s exists; adding %d new images", root, len(new))
-                    existing.add(new, n_jobs, progress)
-                else:
-                    log.info("index %s is complete; reusing it", root)
-                return existing
-            old = existing.vocabulary
-            log.warning("rebuilding the index in %s: it was built with %s, and %s was asked "
-                        "for (its features are reused where their settings match)", root,
-                        _index_settings(old.size, existing.vocabulary_seed, old.embedding.bits,
-                                        existing.feature_config),
-                        "the given vocabulary" if vocabulary is not None else
-                        _index_settings(vocab_size or old.size, seed, signature_bits,
-                                        feature_config))
+                if existing._extend(names, keep_order, n_jobs, progress):
+                    return existing
+                log.warning("rebuilding the index in %s so that its image ids follow the "
+                            "list of images: images before the last one indexed can now be "
+                            "read (its features are reused)", root)
+            else:
+                old = existing.vocabulary
+                log.warning("rebuilding the index in %s: it was built with %s, and %s was "
+                            "asked for (its features are reused where their settings match)",
+                            root, _index_settings(old.size, existing.vocabulary_seed,
+                                                  old.embedding.bits, existing.feature_config),
+                            "the given vocabulary" if vocabulary is not None else
+                            _index_settings(vocab_size or old.size, seed, signature_bits,
+                                            feature_config))
         store = FeatureStore(root / "features", feature_config)
         t0 = time.perf_counter()
         done, skipped = extract_to_store(image_dir, names, store, n_jobs, progress)
@@ -389,7 +396,8 @@ class Index:
     def add(self, names: Sequence[str], n_jobs: Optional[int] = None, progress: bool = True
             ) -> List[Tuple[str, str]]:
         """Index more images of ``image_dir`` (already indexed names are ignored): their
-        parts are merged with the existing index, so idf and norms stay exact.
+        parts are merged with the existing index, so idf and norms stay exact. Images that
+        could not be read before are tried again.
 
         Returns the list of (name, reason) skipped.
         """
@@ -399,10 +407,45 @@ class Index:
         new = [n for n in dict.fromkeys(names) if n not in known]
         store = FeatureStore(self.root / "features", self.feature_config)
         done, skipped = extract_to_store(self.image_dir, new, store, n_jobs, progress)
-        self.skipped.extend(skipped)
-        self._merge(self._write_parts(store, done, n_jobs, progress), include_existing=True,
-                    progress=progress)
+        self._merge_new(store, new, done, skipped, n_jobs, progress)
         return skipped
+
+    def _merge_new(self, store: FeatureStore, tried: Sequence[str], done: Sequence[str],
+                   skipped: Sequence[Tuple[str, str]], n_jobs: Optional[int], progress: bool
+                   ) -> None:
+        """Index the images ``done`` of those ``tried`` (their features in ``store``) after
+        the indexed ones, and record the reasons of those ``skipped`` (replacing the reasons
+        of earlier tries)."""
+        tried = set(tried)
+        self.skipped = [s for s in self.skipped if s[0] not in tried] + list(skipped)
+        if done:
+            self._merge(self._write_parts(store, done, n_jobs, progress), include_existing=True,
+                        progress=progress)
+
+    def _extend(self, names: Sequence[str], keep_order: bool, n_jobs: Optional[int],
+                progress: bool) -> bool:
+        """:meth:`add` the ``names`` not indexed yet for :meth:`build`, unless ``keep_order``
+        and those that can be read would not come after the indexed ones in ``names``.
+
+        Returns
+        -------
+        bool
+            False when the index must be rebuilt to keep the order (nothing added).
+        """
+        known = set(self.names)
+        new = [n for n in dict.fromkeys(names) if n not in known]
+        if not new:
+            log.info("index %s is complete; reusing it", self.root)
+            return True
+        store = FeatureStore(self.root / "features", self.feature_config)
+        done, skipped = extract_to_store(self.image_dir, new, store, n_jobs, progress)
+        readable = known | set(done)
+        if keep_order and [n for n in names if n in readable] != self.names + list(done):
+            return False
+        if done:
+            log.info("index %s exists; adding %d images", self.root, len(done))
+        self._merge_new(store, new, done, skipped, n_jobs, progress)
+        return True
 
     # ------------------------------------------------------------------ querying
     def retrieve(self, words: np.ndarray, top: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
