@@ -192,7 +192,8 @@ def evaluate_benchmark(root: PathLike, name: str, index_dir: PathLike,
     index = Index.build(image_dir, index_dir, names=names, vocab_size=config.vocabulary.size,
                         feature_config=config.features, seed=config.vocabulary.seed,
                         n_jobs=n_jobs, progress=progress, train_names=db_files,
-                        signature_bits=config.vocabulary.signature_bits, keep_order=True)
+                        signature_bits=config.vocabulary.signature_bits,
+                        ordered_names=db_files)
     if index.names[: len(db_files)] != db_files:
         bad = sorted(set(db_files) - set(index.names))
         reasons = dict(index.skipped)

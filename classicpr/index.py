@@ -219,7 +219,7 @@ class Index:
               feature_config: FeatureConfig = FeatureConfig(), seed: int = 0,
               n_jobs: Optional[int] = None, progress: bool = True,
               train_names: Optional[Sequence[str]] = None, signature_bits: int = 128,
-              keep_order: bool = False) -> "Index":
+              ordered_names: Optional[Sequence[str]] = None) -> "Index":
         """Extract features, train (or use) a vocabulary and index every image.
 
         An index already in ``root`` with the same settings is reused: images not in it yet
@@ -251,10 +251,11 @@ class Index:
         signature_bits : {64, 128}
             Hamming-embedding signature length (for a given vocabulary without an
             embedding, or a trained one).
-        keep_order : bool
-            Image ids must follow ``names`` (a benchmark's image ids): where adding images
-            to an existing index at the end would break that order (an image that could
-            not be read before and now can), the index is rebuilt from its stored features
+        ordered_names : sequence of str, optional
+            The first names of ``names`` whose image ids must follow their order (a
+            benchmark's images, before its distractors): where adding images to an
+            existing index at the end would break that order (an image that could not be
+            read before and now can), the index is rebuilt from its stored features
             instead.
         """
         image_dir, root = Path(image_dir), Path(root)
@@ -280,11 +281,11 @@ class Index:
                     f"{root} already indexes {len(foreign)} images that are not in this "
                     f"database (e.g. {sorted(foreign)[0]}); use another index folder")
             if existing.feature_config == feature_config and same_vocab:
-                if existing._extend(names, keep_order, n_jobs, progress):
+                if existing._extend(names, ordered_names, n_jobs, progress):
                     return existing
                 log.warning("rebuilding the index in %s so that its image ids follow the "
-                            "list of images: images before the last one indexed can now be "
-                            "read (its features are reused)", root)
+                            "benchmark's list: images that could not be read before can now "
+                            "(its features are reused)", root)
             else:
                 old = existing.vocabulary
                 log.warning("rebuilding the index in %s: it was built with %s, and %s was "
@@ -422,10 +423,10 @@ class Index:
             self._merge(self._write_parts(store, done, n_jobs, progress), include_existing=True,
                         progress=progress)
 
-    def _extend(self, names: Sequence[str], keep_order: bool, n_jobs: Optional[int],
-                progress: bool) -> bool:
-        """:meth:`add` the ``names`` not indexed yet for :meth:`build`, unless ``keep_order``
-        and those that can be read would not come after the indexed ones in ``names``.
+    def _extend(self, names: Sequence[str], ordered_names: Optional[Sequence[str]],
+                n_jobs: Optional[int], progress: bool) -> bool:
+        """:meth:`add` the ``names`` not indexed yet for :meth:`build`, unless the image ids
+        of the ``ordered_names`` that can be read would then not follow their order.
 
         Returns
         -------
@@ -440,7 +441,8 @@ class Index:
         store = FeatureStore(self.root / "features", self.feature_config)
         done, skipped = extract_to_store(self.image_dir, new, store, n_jobs, progress)
         readable = known | set(done)
-        if keep_order and [n for n in names if n in readable] != self.names + list(done):
+        prefix = [n for n in ordered_names or () if n in readable]
+        if (self.names + list(done))[: len(prefix)] != prefix:
             return False
         if done:
             log.info("index %s exists; adding %d images", self.root, len(done))

@@ -23,7 +23,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     from classicpr.datasets import load_revisitop
     from classicpr import Index, run_query
-    from classicpr.io import read_image, write_png
+    from classicpr.io import read_image_at_size, write_png
     from classicpr.regions import parse_box
     from classicpr.viz import overlay
     if args.image is None:
@@ -39,7 +39,7 @@ def main(argv=None):
         print(f"#{rank + 1} {r.name} score {r.score:.3f} inliers {r.inliers}"
               + (" verified" if r.verified else ""))
         if r.mask is not None:
-            img, _ = read_image(index.image_path(r.image_id), gray=False)
+            img = read_image_at_size(index.image_path(r.image_id), index.image_size(r.image_id))
             write_png(out / f"{rank + 1:02d}_mask.png", r.mask.astype(np.uint8) * 255)
             write_png(out / f"{rank + 1:02d}_overlay.png", overlay(img, r.mask, r.polygon, label=f"#{rank + 1}"))
     print(f"masks and overlays in {out}")

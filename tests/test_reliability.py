@@ -130,8 +130,8 @@ def test_bad_images_are_skipped_with_a_reason(photo_dir, tmp_path, caplog):
 def test_an_unreadable_image_replaced_since_is_indexed_in_its_place(photo_dir, tmp_path):
     """A benchmark's image ids follow its list: an image that could not be read, once
     replaced, is indexed at its own id (the index rebuilt from its stored features),
-    exactly as if it had been readable from the start; without keep_order it is added
-    after the others."""
+    exactly as if it had been readable from the start; otherwise (not one of the
+    ordered_names: a distractor, a user's photo) it is added after the others."""
     d = tmp_path / "photos"
     d.mkdir()
     names = [p.name for p in sorted(photo_dir.glob("*.jpg"))[:6]]
@@ -139,15 +139,15 @@ def test_an_unreadable_image_replaced_since_is_indexed_in_its_place(photo_dir, t
         (d / n).write_bytes((photo_dir / n).read_bytes())
     (d / names[2]).write_text("a failed download")
     kw = dict(vocab_size=64, n_jobs=1, progress=False)
-    first = Index.build(d, tmp_path / "ordered", names=names, keep_order=True, **kw)
+    first = Index.build(d, tmp_path / "ordered", names=names, ordered_names=names[:4], **kw)
     assert first.names == names[:2] + names[3:] and [n for n, _ in first.skipped] == [names[2]]
-    Index.build(d, tmp_path / "appended", names=names, **kw)
+    Index.build(d, tmp_path / "appended", names=names, ordered_names=names[:2], **kw)
     (d / names[2]).write_bytes((photo_dir / names[2]).read_bytes())
-    again = Index.build(d, tmp_path / "ordered", names=names, keep_order=True, **kw)
+    again = Index.build(d, tmp_path / "ordered", names=names, ordered_names=names[:4], **kw)
     assert again.names == names and again.skipped == []
     _assert_same_index(tmp_path / "ordered", Index.build(d, tmp_path / "at_once", names=names,
                                                         **kw).root)
-    appended = Index.build(d, tmp_path / "appended", names=names, **kw)
+    appended = Index.build(d, tmp_path / "appended", names=names, ordered_names=names[:2], **kw)
     assert appended.names == names[:2] + names[3:] + [names[2]] and appended.skipped == []
 
 
