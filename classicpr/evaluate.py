@@ -390,6 +390,18 @@ def score_result_files(root: PathLike, name: str, ranks_path: PathLike, matching
     if ranks.ndim != 2 or ranks.shape != (len(ds.imlist), len(ds.qimlist)) or ranks.dtype.kind not in "iu":
         raise ClassicPRError(f"{ranks_path}: expected int array of shape "
                              f"({len(ds.imlist)}, {len(ds.qimlist)}), got {ranks.dtype} {ranks.shape}")
+    not_permutation = np.flatnonzero(
+        (np.sort(ranks, axis=0) != np.arange(len(ds.imlist))[:, None]).any(axis=0))
+    if len(not_permutation):
+        q = int(not_permutation[0])
+        column = ranks[:, q]
+        what = (f"ids outside [0, {len(ds.imlist)})" if (column < 0).any()
+                or (column >= len(ds.imlist)).any() else "repeated ids")
+        raise ClassicPRError(
+            f"{ranks_path}: each column must rank every database image once; "
+            f"{len(not_permutation)} columns do not (query {q}, {ds.qimlist[q]}: {what})")
+    if masks_dir is not None and not Path(masks_dir).is_dir():
+        raise ClassicPRError(f"masks folder not found: {masks_dir}")
     try:
         table = np.load(matching_path, allow_pickle=True).item()
         if not isinstance(table, dict):

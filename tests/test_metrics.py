@@ -150,6 +150,25 @@ def test_fixture_scores_reproduce_expected(prmini_root, sift_sp_dir, official):
             assert got[metric][proto] == pytest.approx(v, abs=0.05), (metric, proto)
 
 
+@pytest.mark.shared_data
+def test_ranks_that_are_not_a_full_ranking_are_refused(prmini_root, sift_sp_dir, tmp_path):
+    """A column with a repeated or unknown image id would be scored as if it were a
+    ranking (a positive counted twice, an id that means nothing)."""
+    from classicpr.errors import ClassicPRError
+    from classicpr.evaluate import score_result_files
+    ranks = np.load(sift_sp_dir / "ranks.npy")
+    for what, value in (("repeated ids", ranks[1, 3]), ("ids outside", len(ranks))):
+        bad = ranks.copy()
+        bad[0, 3] = value
+        np.save(tmp_path / "ranks.npy", bad)
+        with pytest.raises(ClassicPRError, match=f"query 3.*{what}"):
+            score_result_files(prmini_root, "prmini", tmp_path / "ranks.npy",
+                               sift_sp_dir / "matching_result.npy")
+    with pytest.raises(ClassicPRError, match="masks folder not found"):
+        score_result_files(prmini_root, "prmini", sift_sp_dir / "ranks.npy",
+                           sift_sp_dir / "matching_result.npy", masks_dir=tmp_path / "none")
+
+
 def test_precision_recall_curve_and_per_query_scores_by_hand():
     from classicpr.metrics import per_query_scores, precision_recall_curve
     # one query, database 0..4; positives 1 and 3 ranked 1st and 3rd; junk 2 ranked 2nd
