@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from .errors import ClassicPRError
+from .errors import ClassicPRError, ImageReadError
 
 log = logging.getLogger("classicpr")
 
@@ -192,9 +192,14 @@ def cmd_query(args) -> int:
                                r.image_id, r.inliers + r.score)
             if entry is not None:
                 coco.append(dict(entry, file_name=r.name))
-            img = read_image_at_size(index.image_path(r.image_id), index.image_size(r.image_id))
-            write_png(out / "overlays" / f"{stem}.png",
-                      overlay(img, r.mask, r.polygon, label=r.caption(rank + 1)))
+            try:
+                img = read_image_at_size(index.image_path(r.image_id),
+                                         index.image_size(r.image_id))
+            except ImageReadError as exc:
+                log.warning("no overlay for %s: %s", r.name, exc)
+            else:
+                write_png(out / "overlays" / f"{stem}.png",
+                          overlay(img, r.mask, r.polygon, label=r.caption(rank + 1)))
             row.update({f"mask_{f}": p for f, p in (("png", f"masks/{stem}.png"),
                                                     ("labelme", f"labelme/{stem}.json"))
                         if f in formats})

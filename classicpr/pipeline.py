@@ -1121,13 +1121,25 @@ def query_object_segment(image, query: QueryFeatures, config: MaskConfig
 
 
 def _object_mask_one(args):
+    """GrabCut of one database image around a carried segment: (mask or None, None), or
+    (None, the reason) when the image cannot be read (moved or deleted since indexing)."""
     path, size, carried, points, background, config = args
-    return object_mask(read_image_at_size(path, size), carried, points, config, background)
+    try:
+        image = read_image_at_size(path, size)
+    except ImageReadError as exc:
+        return None, str(exc)
+    return object_mask(image, carried, points, config, background), None
 
 
 def _refine_one(args):
+    """:func:`classicpr.masks.refine_region` of one database image: (MaskResult, None), or
+    (None, the reason) when the image cannot be read."""
     path, size, quad, points, config = args
-    return refine_region(read_image_at_size(path, size), quad, points, config)
+    try:
+        image = read_image_at_size(path, size)
+    except ImageReadError as exc:
+        return None, str(exc)
+    return refine_region(image, quad, points, config), None
 
 
 def compute_masks(index: Index, results: Sequence[QueryResult], segment: Optional[np.ndarray],
@@ -1164,7 +1176,8 @@ def _apply_mask_plans(index: Index, plans: Sequence[Tuple[QueryResult, str, Opti
     "refine" (:func:`classicpr.masks.refine_region` of its polygon) or "object" (GrabCut
     around the carried (H, W) bool segment given, :func:`classicpr.objects.object_mask`;
     the carried segment itself where GrabCut fails). Database images are read in parallel
-    workers."""
+    workers; one that cannot be read (moved or deleted since indexing) is logged and keeps
+    the mask that needs no pixels (the carried segment, or the projected region)."""
     refine = [r for r, how, _ in plans if how == "refine"]
     objects = [(r, carried) for r, how, carried in plans if how == "object"]
     for r, how, _ in plans:
@@ -1172,12 +1185,18 @@ def _apply_mask_plans(index: Index, plans: Sequence[Tuple[QueryResult, str, Opti
             r.mask, r.mask_method = projected_mask(r.polygon, index.image_size(r.image_id)), "projected"
     jobs = [(index.image_path(r.image_id), index.image_size(r.image_id), r.polygon, r.db_points,
              config) for r in refine]
-    for r, m in zip(refine, run_parallel(_refine_one, jobs, n_jobs, progress=False)):
-        r.mask, r.mask_method = m.mask, m.method
+    for r, (m, unread) in zip(refine, run_parallel(_refine_one, jobs, n_jobs, progress=False)):
+        if m is None:
+            log.warning("%s: its mask is the projected region", unread)
+            r.mask, r.mask_method = projected_mask(r.polygon, index.image_size(r.image_id)), "projected"
+        else:
+            r.mask, r.mask_method = m.mask, m.method
     jobs = [(index.image_path(r.image_id), index.image_size(r.image_id), carried,
              r.object_points, r.background_points, config) for r, carried in objects]
-    for (r, carried), m in zip(objects, run_parallel(_object_mask_one, jobs, n_jobs,
-                                                     progress=False)):
+    for (r, carried), (m, unread) in zip(objects, run_parallel(_object_mask_one, jobs, n_jobs,
+                                                               progress=False)):
+        if unread is not None:
+            log.warning("%s: its mask is the carried query segment", unread)
         mask, method = (m, "object") if m is not None else (carried, "object-carried")
         poly = mask_polygon(mask)
         if poly is not None:

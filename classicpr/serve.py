@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from .config import Config
-from .errors import ClassicPRError
+from .errors import ClassicPRError, ImageReadError
 from .index import Index
 from .io import PathLike, read_image, read_image_at_size, resize_by
 from .pipeline import few_features_warning, run_query
@@ -134,8 +134,12 @@ class QueryService:
                        "neighbour": (None if r.neighbour is None
                                      else self.index.names[r.neighbour])}
                 if r.mask is not None:
-                    db = read_image_at_size(self.index.image_path(r.image_id),
-                                            self.index.image_size(r.image_id))
+                    w, h = self.index.image_size(r.image_id)
+                    try:
+                        db = read_image_at_size(self.index.image_path(r.image_id), (w, h))
+                    except ImageReadError as exc:  # moved or deleted since indexing
+                        warnings.append(f"{exc}: its mask is drawn on grey")
+                        db = np.full((h, w, 3), 128, np.uint8)
                     files[f"overlay/{rank}"] = _encode(_display(overlay(
                         db, r.mask, r.polygon, label=r.caption(rank))), ".jpg")
                     files[f"mask/{rank}"] = _encode(r.mask.astype(np.uint8) * 255)

@@ -285,6 +285,26 @@ def test_same_seed_same_index_and_rankings_across_n_jobs(photo_dir, tmp_path):
     assert ra == rb and ra[0][1] > 12
 
 
+def test_a_database_image_deleted_after_indexing_keeps_the_query_running(photo_dir, tmp_path,
+                                                                         caplog):
+    """GrabCut needs the database image's pixels: one deleted since indexing gets the mask
+    that needs none (logged), instead of the whole query failing."""
+    d = tmp_path / "photos"
+    shutil.copytree(photo_dir, d)
+    index = Index.build(d, tmp_path / "idx", vocab_size=64, n_jobs=1, progress=False)
+    query = d / "img_00.jpg"
+    image = cv2.imread(str(query))
+    box = np.array([0, 0, image.shape[1] - 1, image.shape[0] - 1], np.float64)
+    config = Config().updated({"mask.method": "grabcut-region"})
+    (d / "img_01.jpg").unlink()
+    with caplog.at_level("WARNING", logger="classicpr"):
+        results = run_query(index, image, box, config)
+    by_name = {r.name: r for r in results}
+    assert by_name["img_01.jpg"].verified and by_name["img_01.jpg"].mask_method == "projected"
+    assert by_name["img_01.jpg"].mask.any()
+    assert "img_01.jpg" in caplog.text and "projected region" in caplog.text
+
+
 # ---------------------------------------------------------------- fuzzing
 def test_fuzz_malformed_inputs(photo_dir, photo_index, tmp_path):
     """264 random malformed inputs through the public API and the CLI: only clear
