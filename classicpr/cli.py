@@ -145,9 +145,9 @@ def cmd_index(args) -> int:
     return 0
 
 
-def _load_index(path):
+def _load_index(path, image_dir=None):
     from .index import Index
-    return Index.load(path)
+    return Index.load(path, image_dir)
 
 
 def cmd_search(args) -> int:
@@ -169,7 +169,7 @@ def cmd_query(args) -> int:
     from .regions import parse_box
     from .viz import overlay
     config = config_from_args(args)
-    index = _load_index(args.index)
+    index = _load_index(args.index, args.image_dir)
     box = parse_box(args.box) if args.box else None
     formats = parse_formats(args.format)
     timing: dict = {}
@@ -326,6 +326,11 @@ def _parser_search(sub, common):
     p.set_defaults(func=cmd_search)
 
 
+def _add_image_dir(p) -> None:
+    p.add_argument("--image-dir", help="where the database images are, if they moved since "
+                   "the index was built (masks and overlays read them)")
+
+
 def _parser_query(sub, common):
     p = sub.add_parser("query", parents=[common],
                        help="pixel retrieval: ranked images with masks and overlays")
@@ -336,6 +341,7 @@ def _parser_query(sub, common):
     p.add_argument("--top", type=_positive_int, default=10)
     p.add_argument("--format", default="png", help="mask files: any of png, labelme, coco "
                    "(comma-separated; coco needs pip install 'classicpr[coco]')")
+    _add_image_dir(p)
     _add_config_flags(p, ["scoring", "query"])
     _add_jobs(p)
     p.set_defaults(func=cmd_query)
@@ -427,6 +433,7 @@ def _parser_serve(sub, common):
     p.add_argument("--port", type=_positive_int, default=8000)
     p.add_argument("--top", type=_positive_int, default=10, help="results shown per query")
     p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest accepted upload")
+    _add_image_dir(p)
     _add_config_flags(p, ["scoring", "query"])
     _add_jobs(p)
     p.set_defaults(func=cmd_serve)
@@ -435,7 +442,8 @@ def _parser_serve(sub, common):
 def cmd_serve(args) -> int:
     from .serve import serve
     serve(args.index, host=args.host, port=args.port, config=config_from_args(args),
-          top=args.top, n_jobs=args.n_jobs or 1, max_upload_mb=args.max_upload_mb)
+          top=args.top, n_jobs=args.n_jobs or 1, max_upload_mb=args.max_upload_mb,
+          image_dir=args.image_dir)
     return 0
 
 

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -181,6 +182,21 @@ def _index_settings(words: int, seed: Optional[int], bits: int, feature_config: 
                     ) -> str:
     """An index's settings as a rebuild warning names them."""
     return f"{words} words (seed {seed}), {bits}-bit signatures, features {feature_config}"
+
+
+def _stored_image_dir(root: Path, meta: Mapping) -> Optional[str]:
+    """The database image folder an index's metadata names: the absolute path it was built
+    from, or, where that is gone, the same path relative to the index folder (logged when
+    neither exists)."""
+    stored, relative = meta.get("image_dir"), meta.get("image_dir_from_index")
+    if stored is None or Path(stored).is_dir():
+        return stored
+    if relative is not None and (root / relative).is_dir():
+        return str(root / relative)
+    log.warning("the images of index %s are not in %s any more: masks and overlays need "
+                "them (give the folder: classicpr query/serve --image-dir, "
+                "Index.load(root, image_dir))", root, stored)
+    return stored
 
 
 class Index:
@@ -384,6 +400,9 @@ class Index:
                            "vocabulary": {"size": self.vocabulary.size,
                                           "seed": self.vocabulary_seed}},
                 "image_dir": str(self.image_dir.resolve()) if self.image_dir else None,
+                "image_dir_from_index": (os.path.relpath(self.image_dir.resolve(),
+                                                         self.root.resolve())
+                                         if self.image_dir else None),
                 "skipped": [list(s) for s in self.skipped]}
         with array_writer(self.root / "index.npz", INDEX_KIND, INDEX_VERSION, meta) as w:
             for key, a in self.vocabulary.state().items():
@@ -524,6 +543,9 @@ class Index:
             The index folder (or its ``index.npz``).
         image_dir : path-like, optional
             Override where the database images are (e.g. the index was copied elsewhere).
+            By default the folder it was built from, or, where that is gone, the folder at
+            the same place relative to the index (both moved together); masks need the
+            images, so a folder found in neither place is logged.
         verify : bool
             Check the file's SHA-256 digests (False only right after writing it).
         """
@@ -545,7 +567,7 @@ class Index:
             cfg = FeatureConfig(**meta["feature_config"])
         except (TypeError, KeyError, ValueError) as exc:
             raise ClassicPRError(f"{root}/index.npz: bad feature config ({exc})") from None
-        idx = cls(vocab, cfg, image_dir or meta.get("image_dir"), root)
+        idx = cls(vocab, cfg, image_dir or _stored_image_dir(root, meta), root)
         idx.invfile = InvertedFile(vocab.size, arrays)
         idx.names = list(meta["names"])
         idx.skipped = [tuple(s) for s in meta.get("skipped", [])]

@@ -175,13 +175,14 @@ class QueryService:
 
 
 def create_app(index_dir: PathLike, config: Config = Config(), top: int = 10, n_jobs: int = 1,
-               max_upload_mb: float = 20.0):
-    """The Flask application serving the page for an index folder."""
+               max_upload_mb: float = 20.0, image_dir: Optional[PathLike] = None):
+    """The Flask application serving the page for an index folder (its database images in
+    ``image_dir`` if given, see :meth:`Index.load`)."""
     try:
         from flask import Flask, Response, jsonify, request
     except ImportError:
         raise ClassicPRError("classicpr serve needs Flask: pip install 'classicpr[web]'") from None
-    service = QueryService(Index.load(index_dir), config, top, n_jobs)
+    service = QueryService(Index.load(index_dir, image_dir), config, top, n_jobs)
     app = Flask("classicpr")
     app.config["MAX_CONTENT_LENGTH"] = int(max_upload_mb * 1024 * 1024)
     app.extensions["classicpr"] = service

@@ -305,6 +305,23 @@ def test_a_database_image_deleted_after_indexing_keeps_the_query_running(photo_d
     assert "img_01.jpg" in caplog.text and "projected region" in caplog.text
 
 
+def test_an_index_moved_with_its_images_still_finds_them(photo_dir, tmp_path, caplog):
+    """A project folder holding the images and the index, moved or copied: the images are
+    found where they sit relative to the index; elsewhere a warning says to give them."""
+    shutil.copytree(photo_dir, tmp_path / "project" / "photos")
+    Index.build(tmp_path / "project" / "photos", tmp_path / "project" / "index", vocab_size=64,
+                n_jobs=1, progress=False)
+    (tmp_path / "project").rename(tmp_path / "moved")
+    index = Index.load(tmp_path / "moved" / "index")
+    assert index.image_path(0).is_file() and "moved" in str(index.image_path(0))
+    (tmp_path / "moved" / "photos").rename(tmp_path / "moved" / "renamed")
+    with caplog.at_level("WARNING", logger="classicpr"):
+        Index.load(tmp_path / "moved" / "index")
+    assert "--image-dir" in caplog.text
+    index = Index.load(tmp_path / "moved" / "index", tmp_path / "moved" / "renamed")
+    assert index.image_path(0).is_file()
+
+
 # ---------------------------------------------------------------- fuzzing
 def test_fuzz_malformed_inputs(photo_dir, photo_index, tmp_path):
     """264 random malformed inputs through the public API and the CLI: only clear
