@@ -442,6 +442,19 @@ class Index:
             self._merge(self._write_parts(store, done, n_jobs, progress), include_existing=True,
                         progress=progress)
 
+    def _restore_features(self, n_jobs: Optional[int], progress: bool) -> None:
+        """Extract again the features of indexed images whose file is missing from the
+        feature store (deleted, e.g. after a query named it unreadable); the same settings
+        give the same features. A store deleted as a whole stays deleted."""
+        store = self.feature_store()
+        if store is None or self.image_dir is None:
+            return
+        missing = [n for n in self.names if not store.has(n)]
+        if missing:
+            log.warning("the features of %d indexed images are missing from %s; extracting "
+                        "them again", len(missing), store.root)
+            extract_to_store(self.image_dir, missing, store, n_jobs, progress)
+
     def _extend(self, names: Sequence[str], ordered_names: Optional[Sequence[str]],
                 n_jobs: Optional[int], progress: bool) -> bool:
         """:meth:`add` the ``names`` not indexed yet for :meth:`build`, unless the image ids
@@ -452,6 +465,7 @@ class Index:
         bool
             False when the index must be rebuilt to keep the order (nothing added).
         """
+        self._restore_features(n_jobs, progress)
         known = set(self.names)
         new = [n for n in dict.fromkeys(names) if n not in known]
         if not new:

@@ -668,7 +668,11 @@ def _max_bits(config: VerifyConfig, cand: StoredImage) -> int:
 def _with_stored_keypoints(cand: StoredImage, store) -> Tuple[StoredImage, np.ndarray]:
     """The candidate with the feature store's keypoints (the order of its descriptors, and
     full precision), and its descriptors (N, 128) uint8."""
-    keypoints, descriptors, _ = store.load(cand.name)
+    try:
+        keypoints, descriptors, _ = store.load(cand.name)
+    except ClassicPRError as exc:
+        raise ClassicPRError(f"{exc}; delete it and run classicpr index (or evaluate) again, "
+                             "which extracts the missing features of indexed images") from None
     return dataclasses.replace(cand, keypoints=keypoints, words=None, signatures=None), descriptors
 
 

@@ -322,6 +322,28 @@ def test_an_index_moved_with_its_images_still_finds_them(photo_dir, tmp_path, ca
     assert index.image_path(0).is_file()
 
 
+def test_a_deleted_features_file_is_named_and_extracted_again(photo_dir, tmp_path, caplog):
+    """Ratio verification reads each candidate's features file: a damaged one stops the
+    query with an error that names it and says how to repair it; the next build extracts
+    the missing file again, and the query then runs as before."""
+    index = Index.build(photo_dir, tmp_path / "idx", vocab_size=64, n_jobs=1, progress=False)
+    image = cv2.imread(str(photo_dir / "img_00.jpg"))
+    box = np.array([0, 0, image.shape[1] - 1, image.shape[0] - 1], np.float64)
+    before = [(r.name, r.inliers) for r in run_query(index, image, box)]
+    features = tmp_path / "idx" / "features" / "img_01.jpg.npz"
+    saved = index.feature_store().load("img_01.jpg")
+    features.write_bytes(b"damaged")
+    with pytest.raises(ClassicPRError, match="img_01.jpg.npz.*delete it and run classicpr index"):
+        run_query(index, image, box)
+    features.unlink()
+    with caplog.at_level("WARNING", logger="classicpr"):
+        index = Index.build(photo_dir, tmp_path / "idx", vocab_size=64, n_jobs=1, progress=False)
+    assert "features of 1 indexed images are missing" in caplog.text
+    for a, b in zip(index.feature_store().load("img_01.jpg"), saved):
+        np.testing.assert_array_equal(a, b)
+    assert [(r.name, r.inliers) for r in run_query(index, image, box)] == before
+
+
 # ---------------------------------------------------------------- fuzzing
 def test_fuzz_malformed_inputs(photo_dir, photo_index, tmp_path):
     """264 random malformed inputs through the public API and the CLI: only clear
