@@ -563,6 +563,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    except OSError as exc:  # a path that is a file, no permission, a full disk
+        print(f"classicpr: error: {exc} (work already written is kept: run again once this "
+              "is fixed)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -194,6 +194,13 @@ def test_a_query_a_few_pixels_thin_runs(photo_index, tmp_path):
     assert json.loads((tmp_path / "out" / "results.json").read_text())["results"]
 
 
+def test_an_output_folder_that_is_a_file_is_a_clear_error(photo_dir, tmp_path, capsys):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    assert main(["index", str(photo_dir), "--out", str(tmp_path / "taken"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "classicpr: error:" in err and "Not a directory" in err and "Traceback" not in err
+
+
 def test_unreadable_query_names_the_file(photo_index, tmp_path, capsys):
     (tmp_path / "q.jpg").write_bytes(b"\x00" * 10)
     assert main(["search", str(photo_index), str(tmp_path / "q.jpg")]) == 2
