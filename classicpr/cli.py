@@ -564,6 +564,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 141
     except OSError as exc:  # a path that is a file, no permission, a full disk
+        if args.verbose:
+            log.info("where it was raised:", exc_info=True)
         print(f"classicpr: error: {exc} (work already written is kept: run again once this "
               "is fixed)", file=sys.stderr)
         return 2
