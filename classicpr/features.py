@@ -22,8 +22,8 @@ import numpy as np
 
 from .config import FeatureConfig
 from .errors import ClassicPRError, ImageReadError
-from .io import (PathLike, downscale, load_arrays, read_image_and_size, read_npy_header,
-                 save_arrays, write_json)
+from .io import (PathLike, as_bgr, downscale, load_arrays, read_image_and_size,
+                 read_npy_header, save_arrays, write_json)
 from .parallel import run_parallel
 
 log = logging.getLogger("classicpr")
@@ -116,7 +116,8 @@ def read_gray(image: PathLike | np.ndarray, max_side: int
     size : (width, height) of the original image.
     """
     if isinstance(image, np.ndarray):
-        gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        colour = as_bgr(image, "the image array")  # checked: uint8, 1, 3 or 4 channels
+        gray = image if image.ndim == 2 else cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY)
         size = (gray.shape[1], gray.shape[0])
         gray, scale = downscale(gray, max_side)
     else:

@@ -154,6 +154,36 @@ def read_image_and_size(path: PathLike, gray: bool = True, max_side: int | None 
     return image, scale, size
 
 
+def as_bgr(image: np.ndarray, what: str = "image") -> np.ndarray:
+    """An image array as OpenCV's colour layout, checked.
+
+    Parameters
+    ----------
+    image : (H, W), (H, W, 1), (H, W, 3) BGR or (H, W, 4) BGRA uint8 array
+    what : str
+        What the array is, for the error message.
+
+    Returns
+    -------
+    (H, W, 3) uint8 BGR array (the input itself when it already is one).
+
+    Raises
+    ------
+    ImageReadError
+        For another dtype or shape, or an empty array.
+    """
+    a = np.asarray(image)
+    if (a.dtype != np.uint8 or a.ndim not in (2, 3) or a.size == 0
+            or (a.ndim == 3 and a.shape[2] not in (1, 3, 4))):
+        raise ImageReadError(f"{what} must be a non-empty (H, W) or (H, W, 3) uint8 BGR array, "
+                             f"got {a.dtype} {a.shape}")
+    if a.ndim == 2 or a.shape[2] == 1:
+        return cv2.cvtColor(a.reshape(a.shape[:2]), cv2.COLOR_GRAY2BGR)
+    if a.shape[2] == 4:
+        return cv2.cvtColor(a, cv2.COLOR_BGRA2BGR)
+    return a
+
+
 def read_image_at_size(path: PathLike, size: Tuple[int, int], gray: bool = False) -> np.ndarray:
     """An image in the frame of its original pixels, which masks and regions use.
 

@@ -44,7 +44,7 @@ from .errors import ClassicPRError, ImageReadError
 from .features import detect_sift, extract_image, read_gray, rootsift
 from .index import Index, StoredImage
 from .invfile import features_in_box
-from .io import read_image_at_size
+from .io import as_bgr, read_image_at_size
 from .masks import mask_polygon, projected_mask, refine_region, segment_query
 from .objects import ObjectLocation, carry_segment, follows_motion, hough_localise, object_mask
 from .parallel import effective_n_jobs, run_parallel
@@ -1776,6 +1776,11 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
     ...                     top=10)                                      # doctest: +SKIP
     >>> results[0].name, results[0].inliers, results[0].mask.shape       # doctest: +SKIP
     """
+    if not isinstance(config, Config):
+        raise TypeError(f"config must be a Config (e.g. Config().updated({{...}})), got "
+                        f"{type(config).__name__}")
+    if isinstance(image, np.ndarray):
+        image = as_bgr(image, "the query image")
     check_index_time(config, index.feature_config)
     tell = progress or (lambda stage: None)
     t0 = time.perf_counter()

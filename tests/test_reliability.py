@@ -201,6 +201,22 @@ def test_an_output_folder_that_is_a_file_is_a_clear_error(photo_dir, tmp_path, c
     assert "classicpr: error:" in err and "Not a directory" in err and "Traceback" not in err
 
 
+def test_a_query_array_of_the_wrong_kind_is_a_clear_error(photo_index):
+    """Arrays from other libraries (float images, an empty crop) and a dict where a Config
+    belongs fail with what was expected, not inside OpenCV; grey and BGRA arrays run."""
+    index = Index.load(photo_index)
+    image = _photos()[0]
+    box = (10, 10, 200, 200)
+    for bad in (image.astype(np.float32) / 255, image[:0]):
+        with pytest.raises(ClassicPRError, match="uint8 BGR array, got"):
+            run_query(index, bad, box)
+    with pytest.raises(TypeError, match="config must be a Config"):
+        run_query(index, image, box, {"verify.shortlist": 5})
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    assert run_query(index, grey, box, top=3)
+    assert run_query(index, np.dstack([image, grey]), box, top=3)
+
+
 def test_unreadable_query_names_the_file(photo_index, tmp_path, capsys):
     (tmp_path / "q.jpg").write_bytes(b"\x00" * 10)
     assert main(["search", str(photo_index), str(tmp_path / "q.jpg")]) == 2
