@@ -274,6 +274,11 @@ class Index:
             read before and now can), the index is rebuilt from its stored features
             instead.
         """
+        if vocab_size is not None and not 1 <= int(vocab_size) <= 65536:
+            raise ValueError(f"vocab_size must be in [1, 65536] (or None for the default), "
+                             f"got {vocab_size}")
+        if signature_bits not in (64, 128):
+            raise ValueError(f"signature_bits must be 64 or 128, got {signature_bits}")
         image_dir, root = Path(image_dir), Path(root)
         if names is None:
             names = list_images(image_dir)

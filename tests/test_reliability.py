@@ -214,6 +214,8 @@ def test_a_query_array_of_the_wrong_kind_is_a_clear_error(photo_index):
         run_query(index, image, box, {"verify.shortlist": 5})
     grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     assert run_query(index, grey, box, top=3)
+    with pytest.raises(ValueError, match="vocab_size must be in"):  # not the default size
+        Index.build(index.image_dir, photo_index.parent / "unused", vocab_size=0)
     assert run_query(index, np.dstack([image, grey]), box, top=3)
 
 
