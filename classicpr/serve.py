@@ -41,6 +41,8 @@ from .viz import overlay
 
 #: Longest side of the images the page shows (results and the query canvas).
 DISPLAY_SIDE = 640
+#: Height of the database images' thumbnails on the page, in pixels.
+THUMBNAIL_HEIGHT = 64
 
 
 def _encode(image: np.ndarray, ext: str = ".png") -> bytes:
@@ -213,6 +215,18 @@ def create_app(index_dir: PathLike, config: Config = Config(), top: int = 10, n_
     def image(image_id: int):
         return jpeg(image_id, None)
 
+    @app.get("/thumb/<int:image_id>")
+    def thumbnail(image_id: int):
+        """A database image THUMBNAIL_HEIGHT pixels high (at twice that for sharp screens),
+        so that the page does not load every image at full size."""
+        try:
+            img = service.query_image(image_id, None)
+        except ClassicPRError as exc:
+            return error(str(exc), 404)
+        f = min(1.0, 2 * THUMBNAIL_HEIGHT / img.shape[0])
+        return Response(_encode(resize_by(img, f) if f < 1 else img, ".jpg"),
+                        mimetype="image/jpeg")
+
     @app.get("/upload/<token>")
     def uploaded(token: str):
         return jpeg(None, token)
@@ -306,7 +320,7 @@ function load(url, src){
 }
 fetch('/images').then(r => r.json()).then(list => {
   const t = document.getElementById('thumbs');
-  list.forEach(it => { const im = document.createElement('img'); im.src = '/image/' + it.id;
+  list.forEach(it => { const im = document.createElement('img'); im.src = '/thumb/' + it.id;
     im.title = it.name; im.dataset.id = it.id;
     im.onclick = () => { document.querySelectorAll('#thumbs img').forEach(e => e.classList.remove('sel'));
       im.classList.add('sel'); msg(''); load('/image/' + it.id, {image: it.id}); };

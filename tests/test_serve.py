@@ -55,6 +55,11 @@ def test_routes_validate_uploads_and_boxes(app):
     r = client.post("/query", json={"image": 10 ** 6, "box": [0, 0, 10, 10]})
     assert r.status_code == 400 and "database index" in r.get_json()["error"]
     assert client.get("/").status_code == 200  # the server keeps serving
+    thumb = cv2.imdecode(np.frombuffer(client.get("/thumb/0").data, np.uint8), cv2.IMREAD_COLOR)
+    full = cv2.imdecode(np.frombuffer(client.get("/image/0").data, np.uint8), cv2.IMREAD_COLOR)
+    assert thumb.shape[0] == 128 < full.shape[0]
+    assert abs(thumb.shape[1] / thumb.shape[0] - full.shape[1] / full.shape[0]) < 0.02
+    assert client.get(f"/thumb/{10 ** 6}").status_code == 404
 
 
 def test_concurrent_queries_keep_their_own_results(app, demo_set):
