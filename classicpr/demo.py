@@ -17,7 +17,7 @@ import numpy as np
 
 from .config import Config
 from .evaluate import evaluate_benchmark
-from .io import atomic_write, image_size, read_image_at_size, write_json, write_png
+from .io import atomic_write, read_image_at_size, write_json, write_png
 from .datasets import load_label_polygons, load_revisitop
 from .viz import overlay, results_grid, write_report
 
@@ -157,8 +157,7 @@ def write_pictures(root, name: str, export_dir, report_dir, metrics: dict, top: 
     report_dir = Path(report_dir)
     queries = []
     for q in range(len(ds.qimlist)):
-        qpath = ds.image_dir / ds.query_file(q)
-        qimg = read_image_at_size(qpath, image_size(qpath))
+        qimg = read_image_at_size(ds.image_dir / ds.query_file(q))
         positives = set(ds.gnd[q]["easy"]) | set(ds.gnd[q]["hard"])
         tiles = []
         order = [int(i) for i in ranks[:, q]]
@@ -166,8 +165,7 @@ def write_pictures(root, name: str, export_dir, report_dir, metrics: dict, top: 
         shown = order[:top] + [i for i in order[top:] if i in positives]
         for i in shown:
             rank = order.index(i)
-            path = ds.image_dir / ds.db_file(i)
-            img = read_image_at_size(path, image_size(path))
+            img = read_image_at_size(ds.image_dir / ds.db_file(i))
             poly = matching.get(f"qimlist_{q}_imlist_{i}")
             mp = Path(export_dir) / "masks" / f"{q}_{i}.png"
             mask = cv2.imread(str(mp), cv2.IMREAD_GRAYSCALE) > 127 if mp.is_file() else None

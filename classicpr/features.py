@@ -193,8 +193,16 @@ class FeatureStore:
             return 0
 
     def load(self, name: str) -> Tuple[np.ndarray, np.ndarray, Tuple[int, int]]:
-        """Keypoints (N, 4) float32, descriptors (N, 128) uint8 and (width, height)."""
-        arrays, _ = load_arrays(self.path(name), FEATURES_KIND, FEATURES_VERSION)
+        """Keypoints (N, 4) float32, descriptors (N, 128) uint8 and (width, height).
+
+        A file that is missing or fails its checks raises the error of
+        :func:`classicpr.io.load_arrays`, saying how to repair it (a build of the index
+        extracts missing files again)."""
+        try:
+            arrays, _ = load_arrays(self.path(name), FEATURES_KIND, FEATURES_VERSION)
+        except ClassicPRError as exc:
+            raise type(exc)(f"{exc}; delete it and run classicpr index (or evaluate) again, "
+                            "which extracts the missing features of indexed images") from None
         return arrays["keypoints"], arrays["descriptors"], tuple(int(v) for v in arrays["size"])
 
 

@@ -18,7 +18,7 @@ import tempfile
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, Mapping, Tuple, Union
+from typing import Dict, Iterable, Iterator, Mapping, Optional, Tuple, Union
 
 import cv2
 import numpy as np
@@ -184,14 +184,16 @@ def as_bgr(image: np.ndarray, what: str = "image") -> np.ndarray:
     return a
 
 
-def read_image_at_size(path: PathLike, size: Tuple[int, int], gray: bool = False) -> np.ndarray:
+def read_image_at_size(path: PathLike, size: Optional[Tuple[int, int]] = None,
+                       gray: bool = False) -> np.ndarray:
     """An image in the frame of its original pixels, which masks and regions use.
 
     Parameters
     ----------
     path : path-like
-    size : (width, height)
-        The image's original size (e.g. ``Index.image_size``).
+    size : (width, height), optional
+        The image's original size (e.g. ``Index.image_size``); default: the file's own
+        (:func:`read_image_and_size`).
     gray : bool
 
     Returns
@@ -199,8 +201,8 @@ def read_image_at_size(path: PathLike, size: Tuple[int, int], gray: bool = False
     (height, width[, 3]) uint8 array: the image as :func:`read_image` decodes it, resized
     to ``size`` where it was decoded reduced (a file above ``MAX_DECODE_PIXELS``).
     """
-    image, _ = read_image(path, gray=gray)
-    size = (int(size[0]), int(size[1]))
+    image, _, original = read_image_and_size(path, gray=gray)
+    size = original if size is None else (int(size[0]), int(size[1]))
     if (image.shape[1], image.shape[0]) != size:
         image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
     return image

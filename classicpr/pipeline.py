@@ -34,7 +34,6 @@ import logging
 import time
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-import cv2
 import numpy as np
 
 from .config import (Config, MaskConfig, RetrievalConfig, VerifyConfig, check_index_time,
@@ -668,11 +667,7 @@ def _max_bits(config: VerifyConfig, cand: StoredImage) -> int:
 def _with_stored_keypoints(cand: StoredImage, store) -> Tuple[StoredImage, np.ndarray]:
     """The candidate with the feature store's keypoints (the order of its descriptors, and
     full precision), and its descriptors (N, 128) uint8."""
-    try:
-        keypoints, descriptors, _ = store.load(cand.name)
-    except ClassicPRError as exc:
-        raise ClassicPRError(f"{exc}; delete it and run classicpr index (or evaluate) again, "
-                             "which extracts the missing features of indexed images") from None
+    keypoints, descriptors, _ = store.load(cand.name)
     return dataclasses.replace(cand, keypoints=keypoints, words=None, signatures=None), descriptors
 
 
@@ -1115,7 +1110,7 @@ def query_object_segment(image, query: QueryFeatures, config: MaskConfig
     cue : ObjectCue or None
     """
     if isinstance(image, np.ndarray):
-        colour = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        colour = as_bgr(image, "the query image")
     else:
         colour = read_image_at_size(image, query.size)
     segment = segment_query(colour, query.box, config)

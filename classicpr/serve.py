@@ -204,11 +204,13 @@ def create_app(index_dir: PathLike, config: Config = Config(), top: int = 10, n_
     def images():
         return jsonify([{"id": i, "name": n} for i, n in enumerate(service.index.names)])
 
-    def jpeg(image_id: Optional[int], token: Optional[str]):
+    def jpeg(image_id: Optional[int], token: Optional[str], max_height: Optional[int] = None):
         try:
             img = service.query_image(image_id, token)
         except ClassicPRError as exc:
             return error(str(exc), 404)
+        if max_height is not None and img.shape[0] > max_height:
+            img = resize_by(img, max_height / img.shape[0])
         return Response(_encode(img, ".jpg"), mimetype="image/jpeg")
 
     @app.get("/image/<int:image_id>")
@@ -219,13 +221,7 @@ def create_app(index_dir: PathLike, config: Config = Config(), top: int = 10, n_
     def thumbnail(image_id: int):
         """A database image THUMBNAIL_HEIGHT pixels high (at twice that for sharp screens),
         so that the page does not load every image at full size."""
-        try:
-            img = service.query_image(image_id, None)
-        except ClassicPRError as exc:
-            return error(str(exc), 404)
-        f = min(1.0, 2 * THUMBNAIL_HEIGHT / img.shape[0])
-        return Response(_encode(resize_by(img, f) if f < 1 else img, ".jpg"),
-                        mimetype="image/jpeg")
+        return jpeg(image_id, None, 2 * THUMBNAIL_HEIGHT)
 
     @app.get("/upload/<token>")
     def uploaded(token: str):
