@@ -327,7 +327,8 @@ class MaskConfig(_Section):
     ----------
     method, top, work_side, iterations, plane_coverage, plane_perspective, min_votes,
     background_tolerance, min_object_fraction,
-    max_object_fraction, margin, min_keep, min_inlier_cover, seed
+    max_object_fraction, margin, min_keep, min_inlier_cover, stray_region_fraction,
+    stray_region_gap, seed
         See each field's ``help`` (``MaskConfig.describe()``).
     """
 
@@ -373,6 +374,13 @@ class MaskConfig(_Section):
                              "fraction of the region is rejected", low=0.0, high=1.0)
     min_inlier_cover: float = _param(0.85, "'grabcut-region': a refined mask must contain this "
                                      "fraction of the inliers", low=0.0, high=1.0)
+    stray_region_fraction: float = _param(
+        0.2, "a GrabCut mask delivered drops its stray regions: those smaller than this "
+        "fraction of its largest region and farther from it than stray_region_gap "
+        "(0: keeps every region)", low=0.0, high=1.0)
+    stray_region_gap: float = _param(
+        0.25, "... distance from the largest region, as a fraction of the diagonal of its "
+        "bounding box, beyond which a small region is stray", low=0.0)
     seed: int = _param(0, "seed of OpenCV's RNG for GrabCut's initialisation")
 
 

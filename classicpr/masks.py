@@ -14,6 +14,9 @@ sure background), on a crop at reduced resolution, with guards (too small a resu
 that drops the inliers, falls back to the projected region) (:func:`refine_region`). It
 carves texture out of planar boxes, so it is not the default.
 
+A GrabCut mask is delivered without its stray regions: specks far from the object's
+largest region (:func:`drop_stray_regions`).
+
 GrabCut initialisations are seeded (``cv2.setRNGSeed``), so masks are deterministic.
 """
 from __future__ import annotations
@@ -123,6 +126,76 @@ def segment_query(image: np.ndarray, box, config: MaskConfig = MaskConfig()) -> 
     if not config.min_object_fraction <= frac <= config.max_object_fraction:
         return None
     return cv2.resize(fg, (w, h), interpolation=cv2.INTER_NEAREST) > 0
+
+
+def drop_stray_regions(mask: np.ndarray, max_fraction: float, min_gap: float,
+                       work_side: int = 512) -> np.ndarray:
+    """The mask without its stray regions: connected regions (8-connected) smaller than
+    ``max_fraction`` of the largest and farther from it than ``min_gap`` times the
+    diagonal of its bounding box.
+
+    GrabCut leaves such specks where the background's colours resemble the object's; they
+    add few pixels but widen the mask's bounding box. A part of the object cut off by an
+    occluder or a thin gap lies near the largest region, or is large, and stays.
+
+    Parameters
+    ----------
+    mask : (H, W) bool array
+    max_fraction : float
+        Regions at least this fraction of the largest region's area stay (0: every region
+        stays).
+    min_gap : float
+        Regions within this distance of the largest region, as a fraction of its bounding
+        box's diagonal, stay.
+    work_side : int
+        The regions are found in blocks of f x f pixels, f the smallest integer that brings
+        the mask's bounding box to this long side (a block holding any pixel of the mask
+        counts): regions closer than f pixels are one, distances are measured to f pixels.
+
+    Returns
+    -------
+    (H, W) bool array (``mask`` itself when nothing is dropped)
+    """
+    if max_fraction <= 0:
+        return mask
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not len(rows):
+        return mask
+    # the straight segment between two of its pixels stays inside the mask's bounding box,
+    # so distances measured in the crop are the image's
+    y0, x0 = int(rows[0]), int(cols[0])
+    crop = mask[y0: rows[-1] + 1, x0: cols[-1] + 1]
+    f = max(1, -(-max(crop.shape) // work_side))
+    h, w = -(-crop.shape[0] // f), -(-crop.shape[1] // f)
+    padded = cv2.copyMakeBorder(crop.view(np.uint8), 0, h * f - crop.shape[0], 0,
+                                w * f - crop.shape[1], cv2.BORDER_CONSTANT, value=0)
+    # an integer factor: each output pixel is the mean of one f x f block, which one pixel
+    # of 65,535 keeps above 0 up to f = 255
+    blocks = cv2.resize(padded.astype(np.uint16) * np.uint16(65535), (w, h),
+                        interpolation=cv2.INTER_AREA)
+    blocks = (blocks > 0).view(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(blocks, connectivity=8)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    largest = int(np.argmax(areas)) + 1
+    small = np.flatnonzero(areas < max_fraction * areas.max()) + 1
+    if not len(small):
+        return mask
+    gap = cv2.distanceTransform((labels != largest).view(np.uint8), cv2.DIST_L2,
+                                cv2.DIST_MASK_PRECISE)
+    limit = min_gap * float(np.hypot(stats[largest, cv2.CC_STAT_WIDTH],
+                                     stats[largest, cv2.CC_STAT_HEIGHT]))
+    stray = np.zeros(n, bool)
+    for k in small:
+        x, y, bw, bh = stats[k, :4]
+        box = (slice(y, y + bh), slice(x, x + bw))
+        stray[k] = gap[box][labels[box] == k].min() > limit
+    if not stray.any():
+        return mask
+    kept = mask.copy()
+    in_stray = cv2.resize(stray[labels].view(np.uint8), (w * f, h * f),
+                          interpolation=cv2.INTER_NEAREST)[: crop.shape[0], : crop.shape[1]] > 0
+    kept[y0: y0 + crop.shape[0], x0: x0 + crop.shape[1]] &= ~in_stray
+    return kept
 
 
 def mask_polygon(mask: np.ndarray) -> Optional[np.ndarray]:

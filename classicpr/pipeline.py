@@ -26,6 +26,8 @@ benchmark query. Each stage is a function that takes and returns small records:
    localise the best-ranked images the query itself could not verify.
 7. :func:`verified_neighbours` -- images that show the same scene as a verified image rank
    next, localised where the object verifies against a localised image near them.
+8. :func:`classicpr.masks.drop_stray_regions` -- the GrabCut masks delivered lose their
+   stray regions.
 """
 from __future__ import annotations
 
@@ -44,7 +46,7 @@ from .features import detect_sift, extract_image, read_gray, rootsift
 from .index import Index, StoredImage
 from .invfile import features_in_box
 from .io import as_bgr, read_image_at_size
-from .masks import mask_polygon, projected_mask, refine_region, segment_query
+from .masks import drop_stray_regions, mask_polygon, projected_mask, refine_region, segment_query
 from .objects import ObjectLocation, carry_segment, follows_motion, hough_localise, object_mask
 from .parallel import effective_n_jobs, run_parallel
 from .regions import mask_bbox, project_points, validate_box
@@ -1740,7 +1742,9 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
         ``verify`` and ``mask`` sections apply; ``features`` are the index's.
     top : int, optional
         Return only the first ``top`` results (default: the whole database ranking); masks
-        are computed for the localised results among them.
+        are computed for the localised results among them. GrabCut masks are delivered
+        without their stray regions (:func:`classicpr.masks.drop_stray_regions`), once
+        relays and neighbours, which carry the masks as made, are done.
     n_jobs : int
         Cores for verification and masks.
     timing : dict, optional
@@ -1818,9 +1822,15 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
         tell("neighbours")
         results = verified_neighbours(index, results, config, n_jobs, stats, read)
     t5 = time.perf_counter()
+    for r in results:
+        if r.mask is not None and r.mask_method not in ("projected", ""):
+            r.mask = drop_stray_regions(r.mask, config.mask.stray_region_fraction,
+                                        config.mask.stray_region_gap)
+    t_stray = time.perf_counter() - t5
     if timing is not None:
         timing.update(features=t1 - t0, retrieval=t2 - t1, verification=t3 - t2 - t_segment,
-                      masks=t_relay - t3 + t_segment, relay=t4 - t_relay, neighbours=t5 - t4)
+                      masks=t_relay - t3 + t_segment + t_stray, relay=t4 - t_relay,
+                      neighbours=t5 - t4)
         timing.update({f"count_{k}" if not k.endswith("_s") else k: v for k, v in stats.items()})
         timing["expansion_s"] = t_expansion + stats.get("hqe_s", 0.0)
         timing["count_query_features"] = len(query.keypoints)
