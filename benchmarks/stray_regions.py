@@ -23,29 +23,22 @@ import numpy as np
 
 from classicpr.config import MaskConfig
 from classicpr.datasets import load_label_polygons, load_revisitop
-from classicpr.masks import drop_stray_regions
+from classicpr.masks import drop_stray_regions, region_gaps
 from classicpr.regions import rasterize_polygons
 
 
 def regions(mask: np.ndarray, label: np.ndarray):
     """(area fraction, gap in diagonals, share inside the label) of each region of ``mask``
-    (H, W) bool other than its largest; ``label`` (H, W) bool."""
+    (H, W) bool other than its largest (:func:`classicpr.masks.region_gaps`); ``label``
+    (H, W) bool."""
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
     if n <= 2:
         return []
     areas = stats[1:, cv2.CC_STAT_AREA]
-    largest = int(np.argmax(areas)) + 1
-    gap = cv2.distanceTransform((labels != largest).view(np.uint8), cv2.DIST_L2,
-                                cv2.DIST_MASK_PRECISE)
-    diagonal = np.hypot(stats[largest, cv2.CC_STAT_WIDTH], stats[largest, cv2.CC_STAT_HEIGHT])
-    out = []
-    for k in range(1, n):
-        if k == largest:
-            continue
-        pixels = labels == k
-        out.append((areas[k - 1] / areas.max(), gap[pixels].min() / diagonal,
-                    label[pixels].mean()))
-    return out
+    others = [k for k in range(1, n) if k != int(np.argmax(areas)) + 1]
+    gaps, diagonal = region_gaps(labels, stats, others)
+    return [(areas[k - 1] / areas.max(), g / diagonal, label[labels == k].mean())
+            for k, g in zip(others, gaps)]
 
 
 def main(argv=None):

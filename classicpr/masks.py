@@ -22,14 +22,14 @@ GrabCut initialisations are seeded (``cv2.setRNGSeed``), so masks are determinis
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
 from .config import MaskConfig
 from .io import resize_by
-from .regions import rasterize_polygons
+from .regions import mask_bbox, rasterize_polygons
 
 @dataclasses.dataclass
 class MaskResult:
@@ -158,13 +158,13 @@ def drop_stray_regions(mask: np.ndarray, max_fraction: float, min_gap: float,
     """
     if max_fraction <= 0:
         return mask
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if not len(rows):
+    bbox = mask_bbox(mask)
+    if bbox is None:
         return mask
     # the straight segment between two of its pixels stays inside the mask's bounding box,
     # so distances measured in the crop are the image's
-    y0, x0 = int(rows[0]), int(cols[0])
-    crop = mask[y0: rows[-1] + 1, x0: cols[-1] + 1]
+    x0, y0, x1, y1 = bbox
+    crop = mask[y0: y1 + 1, x0: x1 + 1]
     f = max(1, -(-max(crop.shape) // work_side))
     h, w = -(-crop.shape[0] // f), -(-crop.shape[1] // f)
     padded = cv2.copyMakeBorder(crop.view(np.uint8), 0, h * f - crop.shape[0], 0,
@@ -176,26 +176,51 @@ def drop_stray_regions(mask: np.ndarray, max_fraction: float, min_gap: float,
     blocks = (blocks > 0).view(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(blocks, connectivity=8)
     areas = stats[1:, cv2.CC_STAT_AREA]
-    largest = int(np.argmax(areas)) + 1
     small = np.flatnonzero(areas < max_fraction * areas.max()) + 1
     if not len(small):
         return mask
-    gap = cv2.distanceTransform((labels != largest).view(np.uint8), cv2.DIST_L2,
-                                cv2.DIST_MASK_PRECISE)
-    limit = min_gap * float(np.hypot(stats[largest, cv2.CC_STAT_WIDTH],
-                                     stats[largest, cv2.CC_STAT_HEIGHT]))
+    gaps, diagonal = region_gaps(labels, stats, small)
     stray = np.zeros(n, bool)
-    for k in small:
-        x, y, bw, bh = stats[k, :4]
-        box = (slice(y, y + bh), slice(x, x + bw))
-        stray[k] = gap[box][labels[box] == k].min() > limit
+    stray[small] = gaps > min_gap * diagonal
     if not stray.any():
         return mask
     kept = mask.copy()
     in_stray = cv2.resize(stray[labels].view(np.uint8), (w * f, h * f),
                           interpolation=cv2.INTER_NEAREST)[: crop.shape[0], : crop.shape[1]] > 0
-    kept[y0: y0 + crop.shape[0], x0: x0 + crop.shape[1]] &= ~in_stray
+    kept[y0: y1 + 1, x0: x1 + 1] &= ~in_stray
     return kept
+
+
+def region_gaps(labels: np.ndarray, stats: np.ndarray, regions: Sequence[int]
+                ) -> Tuple[np.ndarray, float]:
+    """How far regions of a mask lie from its largest region.
+
+    Parameters
+    ----------
+    labels : (H, W) int32 array
+    stats : (n, 5) int32 array
+        The labelling and the statistics of ``cv2.connectedComponentsWithStats`` (label 0,
+        row 0: the background).
+    regions : sequence of int
+        The labels of the regions to measure.
+
+    Returns
+    -------
+    gaps : (len(regions),) float array
+        Shortest distance in pixels from each region to the largest (0 for the largest).
+    diagonal : float
+        The diagonal of the largest region's bounding box, in pixels.
+    """
+    largest = int(np.argmax(stats[1:, cv2.CC_STAT_AREA])) + 1
+    gap = cv2.distanceTransform((labels != largest).view(np.uint8), cv2.DIST_L2,
+                                cv2.DIST_MASK_PRECISE)
+    gaps = np.zeros(len(regions))
+    for j, k in enumerate(regions):
+        x, y, bw, bh = stats[k, :4]
+        box = (slice(y, y + bh), slice(x, x + bw))
+        gaps[j] = gap[box][labels[box] == k].min()
+    diagonal = float(np.hypot(stats[largest, cv2.CC_STAT_WIDTH], stats[largest, cv2.CC_STAT_HEIGHT]))
+    return gaps, diagonal
 
 
 def mask_polygon(mask: np.ndarray) -> Optional[np.ndarray]:
