@@ -13,8 +13,9 @@ cluster's correspondences, with outliers beyond a tolerance removed, carries the
 segment into the database image.
 
 :func:`object_mask` then segments the object there with GrabCut: the carried segment is
-probable foreground, the matched points are sure foreground, a band around its bounding
-box is probable background and everything beyond it background.
+probable foreground, the matched points are sure foreground, the rest of a crop padded by
+half the object's size around it is probable background, and the crop's border ring is
+background.
 
 A box drawn around an object also holds some of its background, and so does the query's
 GrabCut segment (ground between a cow's legs, the wall behind a swan). Where the object
@@ -159,7 +160,7 @@ def object_mask(image: np.ndarray, segment: np.ndarray, seeds: np.ndarray,
     seeds : (P, 2) float array
         Matched object points in the database image (x, y): sure foreground.
     config : MaskConfig
-        ``work_side``, ``iterations``, ``margin`` and ``seed`` apply.
+        ``work_side``, ``iterations`` and ``seed`` apply.
     background_seeds : (B, 2) float array, optional
         Points of the database image known to be background (x, y): sure background.
         Applied after ``seeds``, so a point that is both is background.
@@ -176,10 +177,8 @@ def object_mask(image: np.ndarray, segment: np.ndarray, seeds: np.ndarray,
     small, prior, f, crop_box = grabcut_crop(image, segment, pad, config.work_side)
     cx1, cy1 = crop_box[:2]
     sh, sw = small.shape[:2]
-    k = max(1, int(round(config.margin * np.hypot(sw, sh))))
-    near = cv2.dilate(prior, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (4 * k + 1, 4 * k + 1)))
+    # the object may lie anywhere in the crop: all of it is open to GrabCut
     gc = np.full((sh, sw), cv2.GC_PR_BGD, np.uint8)
-    gc[near > 0] = cv2.GC_PR_BGD
     gc[prior > 0] = cv2.GC_PR_FGD
     # the crop's border ring is background: the object is inside the padded box
     ring = max(2, int(round(0.03 * max(sh, sw))))
