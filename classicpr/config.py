@@ -355,7 +355,9 @@ class MaskConfig(_Section):
         "foreshortens the box this much (ratio of the largest to the smallest projective "
         "depth over the box corners; of the background's homography where that carries at "
         "least half of the inliers, being fitted to more of them): a plane seen obliquely, "
-        "which an object moving in front of a background (near-affine motion) is not",
+        "which an object moving in front of a background (near-affine motion) is not; "
+        "where the background's motion is known and carries fewer than half of the "
+        "inliers, the box moved against its background and is not kept",
         low=1.0)
     min_votes: int = _param(
         3, "'grabcut': smallest Hough cluster of the object's correspondences that localises "
