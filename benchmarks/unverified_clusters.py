@@ -26,7 +26,7 @@ def main(root, name, index_dir):
     for q in range(len(ds.qimlist)):
         path, box = str(ds.image_dir / ds.query_file(q)), ds.query_box(q)
         query = extract_query(index, path, box)
-        segment, cue = query_object_segment(path, query, config.mask)
+        segment, cue, _ = query_object_segment(path, query, config.mask)
         if cue is None:
             continue
         positives = set(ds.gnd[q]["easy"]) | set(ds.gnd[q]["hard"])

@@ -325,10 +325,9 @@ class MaskConfig(_Section):
 
     Attributes
     ----------
-    method, top, work_side, iterations, plane_coverage, plane_perspective, min_votes,
-    background_tolerance, min_object_fraction,
-    max_object_fraction, margin, min_keep, min_inlier_cover, stray_region_fraction,
-    stray_region_gap, seed
+    method, top, work_side, iterations, plane_coverage, plane_perspective, query_colours,
+    min_votes, background_tolerance, min_object_fraction, max_object_fraction, margin,
+    min_keep, min_inlier_cover, stray_region_fraction, stray_region_gap, seed
         See each field's ``help`` (``MaskConfig.describe()``).
     """
 
@@ -359,6 +358,11 @@ class MaskConfig(_Section):
         "where the background's motion is known and carries fewer than half of the "
         "inliers, the box moved against its background and is not kept",
         low=1.0)
+    query_colours: bool = _param(
+        True, "'grabcut': GrabCut in a database image also learns its colour models from the "
+        "query's object and surroundings (the query segment sure foreground, the rest of "
+        "the box's neighbourhood sure background, placed beside the crop); False = from "
+        "the database crop alone")
     min_votes: int = _param(
         3, "'grabcut': smallest Hough cluster of the object's correspondences that localises "
         "it (Lowe's 3)", low=3)

@@ -14,6 +14,10 @@ sure background), on a crop at reduced resolution, with guards (too small a resu
 that drops the inliers, falls back to the projected region) (:func:`refine_region`). It
 carves texture out of planar boxes, so it is not the default.
 
+With ``"grabcut"``, GrabCut in a database image also learns its colour models from the
+query's own object and surroundings, placed beside the crop (:func:`colour_exemplar`,
+:func:`with_exemplar`).
+
 A GrabCut mask is delivered without its stray regions: specks far from the object's
 largest region (:func:`drop_stray_regions`).
 
@@ -90,6 +94,23 @@ def paste_back(small_mask: np.ndarray, crop_box, shape) -> np.ndarray:
     return full
 
 
+def _query_rect(image: np.ndarray, box, work_side: int):
+    """The query image at GrabCut's working resolution and the box in it.
+
+    Returns
+    -------
+    small : (h, w, 3) uint8 array
+    rect : (4,) ints x1, y1, x2, y2 (inclusive, inside ``small``)
+    """
+    h, w = image.shape[:2]
+    f = min(1.0, work_side / max(h, w))
+    small = resize_by(image, f) if f < 1 else image
+    x1, y1, x2, y2 = np.round(np.asarray(box, np.float64) * f).astype(int)
+    x1, y1 = max(x1, 0), max(y1, 0)
+    x2, y2 = min(x2, small.shape[1] - 1), min(y2, small.shape[0] - 1)
+    return small, (int(x1), int(y1), int(x2), int(y2))
+
+
 def segment_query(image: np.ndarray, box, config: MaskConfig = MaskConfig()) -> Optional[np.ndarray]:
     """The object inside the query box, by GrabCut with rectangle initialisation.
 
@@ -106,17 +127,13 @@ def segment_query(image: np.ndarray, box, config: MaskConfig = MaskConfig()) -> 
     [min_object_fraction, max_object_fraction] of the box, or GrabCut fails).
     """
     h, w = image.shape[:2]
-    f = min(1.0, config.work_side / max(h, w))
-    small = resize_by(image, f) if f < 1 else image
-    x1, y1, x2, y2 = np.round(np.asarray(box, np.float64) * f).astype(int)
-    x1, y1 = max(x1, 0), max(y1, 0)
-    x2, y2 = min(x2, small.shape[1] - 1), min(y2, small.shape[0] - 1)
+    small, (x1, y1, x2, y2) = _query_rect(image, box, config.work_side)
     if x2 - x1 < 8 or y2 - y1 < 8:
         return None
     gc = np.zeros(small.shape[:2], np.uint8)
     cv2.setRNGSeed(config.seed)
     try:
-        cv2.grabCut(small, gc, (int(x1), int(y1), int(x2 - x1), int(y2 - y1)),
+        cv2.grabCut(small, gc, (x1, y1, x2 - x1, y2 - y1),
                     np.zeros((1, 65)), np.zeros((1, 65)), config.iterations + 1,
                     cv2.GC_INIT_WITH_RECT)
     except cv2.error:
@@ -126,6 +143,90 @@ def segment_query(image: np.ndarray, box, config: MaskConfig = MaskConfig()) -> 
     if not config.min_object_fraction <= frac <= config.max_object_fraction:
         return None
     return cv2.resize(fg, (w, h), interpolation=cv2.INTER_NEAREST) > 0
+
+
+@dataclasses.dataclass
+class ColourExemplar:
+    """The query's object as GrabCut's colour models see it.
+
+    Attributes
+    ----------
+    pixels : (h, w, 3) uint8 BGR array
+        The query image around its box (half the box's size on each side), at the query
+        segment's working resolution.
+    is_object : (h, w) bool array
+        The query segment there.
+    """
+
+    pixels: np.ndarray
+    is_object: np.ndarray
+
+
+def colour_exemplar(image: np.ndarray, segment: np.ndarray, box,
+                    config: MaskConfig = MaskConfig()) -> Optional[ColourExemplar]:
+    """The query's object and its surroundings, for GrabCut in database images.
+
+    A database crop's own prior (the query segment carried there) is approximate: it
+    holds background where the object moved or deformed, and GrabCut's colour models
+    learn from it. Placed beside the crop (:func:`with_exemplar`), the query's own pixels,
+    its segment sure foreground and the rest sure background, teach both models the
+    object's and its surroundings' colours as the query shows them.
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8 BGR array
+        The query image.
+    segment : (H, W) bool array
+        The query segment (:func:`segment_query`).
+    box : (4,) x1, y1, x2, y2
+        The query box.
+    config : MaskConfig
+        ``work_side`` applies (the query segment's working resolution).
+
+    Returns
+    -------
+    ColourExemplar, or None when the segment has no pixel there.
+    """
+    small, (x1, y1, x2, y2) = _query_rect(image, box, config.work_side)
+    on = cv2.resize(segment.astype(np.uint8), (small.shape[1], small.shape[0]),
+                    interpolation=cv2.INTER_NEAREST) > 0
+    bw, bh = x2 - x1, y2 - y1
+    cx1, cy1 = max(0, x1 - bw // 2), max(0, y1 - bh // 2)
+    cx2, cy2 = min(small.shape[1], x2 + bw // 2 + 1), min(small.shape[0], y2 + bh // 2 + 1)
+    is_object = on[cy1:cy2, cx1:cx2]
+    if not is_object.any():
+        return None
+    return ColourExemplar(np.ascontiguousarray(small[cy1:cy2, cx1:cx2]), is_object.copy())
+
+
+def with_exemplar(small: np.ndarray, labels: np.ndarray, exemplar: ColourExemplar
+                  ) -> Tuple[np.ndarray, np.ndarray]:
+    """A GrabCut crop and its labels with the query's exemplar placed to their right.
+
+    Parameters
+    ----------
+    small : (h, w, 3) uint8 array
+    labels : (h, w) uint8 array
+        GrabCut labels of ``small``.
+    exemplar : ColourExemplar
+        Scaled to the crop's height; its object pixels labelled sure foreground, the rest
+        sure background, so that GrabCut never relabels them but learns from them.
+
+    Returns
+    -------
+    pixels : (h, w + w_e, 3) uint8 array
+    labels : (h, w + w_e) uint8 array
+        The crop's labels are the first ``w`` columns.
+    """
+    sh = small.shape[0]
+    eh, ew = exemplar.is_object.shape
+    nw = max(8, int(round(ew * sh / eh)))
+    pixels = cv2.resize(exemplar.pixels, (nw, sh), interpolation=cv2.INTER_AREA)
+    on = cv2.resize(exemplar.is_object.astype(np.uint8), (nw, sh),
+                    interpolation=cv2.INTER_NEAREST) > 0
+    extra = np.where(on, cv2.GC_FGD, cv2.GC_BGD).astype(np.uint8)
+    return (np.ascontiguousarray(np.concatenate([small, pixels], axis=1)),
+            np.ascontiguousarray(np.concatenate([labels, extra], axis=1)))
 
 
 def drop_stray_regions(mask: np.ndarray, max_fraction: float, min_gap: float,

@@ -15,7 +15,9 @@ segment into the database image.
 :func:`object_mask` then segments the object there with GrabCut: the carried segment is
 probable foreground, the matched points are sure foreground, the rest of a crop padded by
 half the object's size around it is probable background, and the crop's border ring is
-background.
+background. The query's own object and surroundings, placed beside the crop as sure
+foreground and background (:func:`classicpr.masks.colour_exemplar`), teach GrabCut's
+colour models what the object looks like where the carried segment holds background.
 
 A box drawn around an object also holds some of its background, and so does the query's
 GrabCut segment (ground between a cow's legs, the wall behind a swan). Where the object
@@ -33,7 +35,7 @@ import cv2
 import numpy as np
 
 from .config import MaskConfig
-from .masks import grabcut_crop, paste_back
+from .masks import ColourExemplar, grabcut_crop, paste_back, with_exemplar
 
 
 @dataclasses.dataclass
@@ -147,8 +149,8 @@ def hough_localise(query_kps: np.ndarray, db_kps: np.ndarray, qi: np.ndarray, di
 
 
 def object_mask(image: np.ndarray, segment: np.ndarray, seeds: np.ndarray,
-                config: MaskConfig = MaskConfig(), background_seeds: Optional[np.ndarray] = None
-                ) -> Optional[np.ndarray]:
+                config: MaskConfig = MaskConfig(), background_seeds: Optional[np.ndarray] = None,
+                exemplar: Optional[ColourExemplar] = None) -> Optional[np.ndarray]:
     """GrabCut segmentation of an object in a database image around where it was carried.
 
     Parameters
@@ -164,6 +166,10 @@ def object_mask(image: np.ndarray, segment: np.ndarray, seeds: np.ndarray,
     background_seeds : (B, 2) float array, optional
         Points of the database image known to be background (x, y): sure background.
         Applied after ``seeds``, so a point that is both is background.
+    exemplar : ColourExemplar, optional
+        The query's object and surroundings (:func:`classicpr.masks.colour_exemplar`):
+        GrabCut runs on the crop with the exemplar beside it, so that its colour models
+        also learn from the query's pixels.
 
     Returns
     -------
@@ -189,12 +195,14 @@ def object_mask(image: np.ndarray, segment: np.ndarray, seeds: np.ndarray,
         _draw_seeds(gc, background_seeds, (cx1, cy1), f, r, cv2.GC_BGD)
     if not ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).any():
         return None
+    pixels, labels = (small, gc) if exemplar is None else with_exemplar(small, gc, exemplar)
     cv2.setRNGSeed(config.seed)
     try:
-        cv2.grabCut(small, gc, None, np.zeros((1, 65)), np.zeros((1, 65)), config.iterations,
-                    cv2.GC_INIT_WITH_MASK)
+        cv2.grabCut(pixels, labels, None, np.zeros((1, 65)), np.zeros((1, 65)),
+                    config.iterations, cv2.GC_INIT_WITH_MASK)
     except cv2.error:
         return None
+    gc = labels[:, :sw]
     fg = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).astype(np.uint8)
     if fg.sum() < 16:
         return None

@@ -46,7 +46,8 @@ from .features import detect_sift, extract_image, read_gray, rootsift
 from .index import Index, StoredImage
 from .invfile import features_in_box
 from .io import as_bgr, read_image_at_size
-from .masks import drop_stray_regions, mask_polygon, projected_mask, refine_region, segment_query
+from .masks import (ColourExemplar, colour_exemplar, drop_stray_regions, mask_polygon,
+                    projected_mask, refine_region, segment_query)
 from .objects import ObjectLocation, carry_segment, follows_motion, hough_localise, object_mask
 from .parallel import effective_n_jobs, run_parallel
 from .regions import mask_bbox, project_points, validate_box
@@ -1104,14 +1105,18 @@ def _expand(index: Index, query: QueryFeatures, ranked_as: RetrievalQuery, ids: 
 
 # ---------------------------------------------------------------------- 5. masks
 def query_object_segment(image, query: QueryFeatures, config: MaskConfig
-                         ) -> Tuple[Optional[np.ndarray], Optional[ObjectCue]]:
-    """GrabCut segment of the object in the query box, and the cue verification uses.
+                         ) -> Tuple[Optional[np.ndarray], Optional[ObjectCue],
+                                    Optional[ColourExemplar]]:
+    """GrabCut segment of the object in the query box, the cue verification uses, and the
+    colour exemplar GrabCut uses in database images.
 
     Returns
     -------
     segment : (H, W) bool array or None
         None when GrabCut finds no plausible object.
     cue : ObjectCue or None
+    exemplar : ColourExemplar or None
+        None without a segment, or with ``config.query_colours`` False.
     """
     if isinstance(image, np.ndarray):
         colour = as_bgr(image, "the query image")
@@ -1119,19 +1124,20 @@ def query_object_segment(image, query: QueryFeatures, config: MaskConfig
         colour = read_image_at_size(image, query.size)
     segment = segment_query(colour, query.box, config)
     if segment is None:
-        return None, None
-    return segment, object_cue(segment, query.keypoints, config)
+        return None, None, None
+    exemplar = colour_exemplar(colour, segment, query.box, config) if config.query_colours else None
+    return segment, object_cue(segment, query.keypoints, config), exemplar
 
 
 def _object_mask_one(args):
     """GrabCut of one database image around a carried segment: (mask or None, None), or
     (None, the reason) when the image cannot be read (moved or deleted since indexing)."""
-    path, size, carried, points, background, config = args
+    path, size, carried, points, background, config, exemplar = args
     try:
         image = read_image_at_size(path, size)
     except ImageReadError as exc:
         return None, str(exc)
-    return object_mask(image, carried, points, config, background), None
+    return object_mask(image, carried, points, config, background, exemplar), None
 
 
 def _refine_one(args):
@@ -1146,7 +1152,8 @@ def _refine_one(args):
 
 
 def compute_masks(index: Index, results: Sequence[QueryResult], segment: Optional[np.ndarray],
-                  config: MaskConfig, n_jobs: Optional[int] = 1) -> None:
+                  config: MaskConfig, n_jobs: Optional[int] = 1,
+                  exemplar: Optional[ColourExemplar] = None) -> None:
     """Fill ``mask``, ``mask_method`` and ``polygon`` of the localised results among
     ``results`` (at most ``config.top`` of them), in place.
 
@@ -1155,7 +1162,8 @@ def compute_masks(index: Index, results: Sequence[QueryResult], segment: Optiona
     database image (:func:`classicpr.objects.object_mask`), falling back to the carried
     query segment, and a verified image whose object could not be localised keeps its
     projected box. "grabcut" and "grabcut-region" read database images
-    (``index.image_path``).
+    (``index.image_path``). ``exemplar`` (:func:`query_object_segment`) joins GrabCut's
+    colour models there.
     """
     localised = [r for r in results if r.localised]
     if config.top is not None:
@@ -1170,17 +1178,19 @@ def compute_masks(index: Index, results: Sequence[QueryResult], segment: Optiona
             plans.append((r, "object", carry_segment(segment, r.object_location.transform, size)))
         else:
             plans.append((r, "projected", None))
-    _apply_mask_plans(index, plans, config, n_jobs)
+    _apply_mask_plans(index, plans, config, n_jobs, exemplar)
 
 
 def _apply_mask_plans(index: Index, plans: Sequence[Tuple[QueryResult, str, Optional[np.ndarray]]],
-                      config: MaskConfig, n_jobs: Optional[int]) -> None:
+                      config: MaskConfig, n_jobs: Optional[int],
+                      exemplar: Optional[ColourExemplar] = None) -> None:
     """Fill the masks of results, in place: each planned "projected" (its polygon filled),
     "refine" (:func:`classicpr.masks.refine_region` of its polygon) or "object" (GrabCut
     around the carried (H, W) bool segment given, :func:`classicpr.objects.object_mask`;
-    the carried segment itself where GrabCut fails). Database images are read in parallel
-    workers; one that cannot be read (moved or deleted since indexing) is logged and keeps
-    the mask that needs no pixels (the carried segment, or the projected region)."""
+    the carried segment itself where GrabCut fails; with the query's colour ``exemplar``).
+    Database images are read in parallel workers; one that cannot be read (moved or
+    deleted since indexing) is logged and keeps the mask that needs no pixels (the carried
+    segment, or the projected region)."""
     refine = [r for r, how, _ in plans if how == "refine"]
     objects = [(r, carried) for r, how, carried in plans if how == "object"]
     for r, how, _ in plans:
@@ -1195,7 +1205,7 @@ def _apply_mask_plans(index: Index, plans: Sequence[Tuple[QueryResult, str, Opti
         else:
             r.mask, r.mask_method = m.mask, m.method
     jobs = [(index.image_path(r.image_id), index.image_size(r.image_id), carried,
-             r.object_points, r.background_points, config) for r, carried in objects]
+             r.object_points, r.background_points, config, exemplar) for r, carried in objects]
     for (r, carried), (m, unread) in zip(objects, run_parallel(_object_mask_one, jobs, n_jobs,
                                                                progress=False)):
         if unread is not None:
@@ -1354,7 +1364,8 @@ def relay_query(index: Index, relay: QueryResult, method: str, config: MaskConfi
 
 def relay_localise(index: Index, results: List[QueryResult], config: Config,
                    n_jobs: Optional[int] = 1, stats: Optional[Dict[str, float]] = None,
-                   read: Optional[ImageFeatures] = None) -> List[QueryResult]:
+                   read: Optional[ImageFeatures] = None,
+                   exemplar: Optional[ColourExemplar] = None) -> List[QueryResult]:
     """Localise, through the best verified results, the best-ranked images that
     verification with the query did not localise, or localised only by the projected box
     (:attr:`QueryResult.box_only`: verified, but the object placed neither as a rigid
@@ -1392,6 +1403,8 @@ def relay_localise(index: Index, results: List[QueryResult], config: Config,
     read : dict, optional
         Database images' features already read (:data:`ImageFeatures`), filled with
         those read here.
+    exemplar : ColourExemplar, optional
+        The query's colour exemplar, for GrabCut of the objects localised here.
 
     Returns
     -------
@@ -1411,7 +1424,7 @@ def relay_localise(index: Index, results: List[QueryResult], config: Config,
     by_query = {r.image_id for r in results if r.verified}
     relayed = _verify_with_relays(index, relays, pending, by_id, config, n_jobs, stats, read)
     stats["relay_verified"] = len(relayed)
-    _relay_masks(index, relayed, config.mask, n_jobs)
+    _relay_masks(index, relayed, config.mask, n_jobs, exemplar)
     first = [r for r in results if r.image_id in by_query]
     then = [r for r in results if r.relay is not None and r.image_id not in by_query]
     return first + then + [r for r in results if not r.verified]
@@ -1487,9 +1500,11 @@ def _localise_through(result: QueryResult, relay: QueryResult, pv: PairVerificat
 
 
 def _relay_masks(index: Index, relayed: Sequence[Tuple[QueryResult, QueryResult, PairVerification]],
-                 config: MaskConfig, n_jobs: Optional[int]) -> None:
+                 config: MaskConfig, n_jobs: Optional[int],
+                 exemplar: Optional[ColourExemplar] = None) -> None:
     """Masks of the results localised through relays (as :func:`compute_masks`, the
-    relay's mask standing for the query segment), in place."""
+    relay's mask standing for the query segment, the query's colour exemplar for the
+    object's colours), in place."""
     plans = []
     for r, relay, pv in relayed:
         if config.method == "grabcut-region":
@@ -1499,7 +1514,7 @@ def _relay_masks(index: Index, relayed: Sequence[Tuple[QueryResult, QueryResult,
                                                      index.image_size(r.image_id))))
         else:
             plans.append((r, "projected", None))
-    _apply_mask_plans(index, plans, config, n_jobs)
+    _apply_mask_plans(index, plans, config, n_jobs, exemplar)
 
 
 # ---------------------------------------------------------------------- 7. verified neighbours
@@ -1534,7 +1549,8 @@ def frame_query(index: Index, image_id: int) -> QueryFeatures:
 
 def verified_neighbours(index: Index, results: List[QueryResult], config: Config,
                         n_jobs: Optional[int] = 1, stats: Optional[Dict[str, float]] = None,
-                        read: Optional[ImageFeatures] = None) -> List[QueryResult]:
+                        read: Optional[ImageFeatures] = None,
+                        exemplar: Optional[ColourExemplar] = None) -> List[QueryResult]:
     """Rank, right after the verified results, the images that show the same scene as a
     verified one: its verified neighbours.
 
@@ -1564,6 +1580,8 @@ def verified_neighbours(index: Index, results: List[QueryResult], config: Config
         :func:`localise_neighbours`.
     read : dict, optional
         Relay features already read, for :func:`localise_neighbours`.
+    exemplar : ColourExemplar, optional
+        The query's colour exemplar, for GrabCut of the objects localised here.
 
     Returns
     -------
@@ -1605,7 +1623,8 @@ def verified_neighbours(index: Index, results: List[QueryResult], config: Config
         return results
     neighbours = [by_id[i] for i in found]
     if rcfg.neighbour_regions:
-        localise_neighbours(index, neighbours, by_id, nearest_of, config, n_jobs, stats, read)
+        localise_neighbours(index, neighbours, by_id, nearest_of, config, n_jobs, stats, read,
+                            exemplar)
     return ([r for r in results if r.verified and r.neighbour is None] + neighbours
             + [r for r in results if not r.verified and r.neighbour is None])
 
@@ -1614,7 +1633,8 @@ def localise_neighbours(index: Index, neighbours: Sequence[QueryResult],
                         by_id: Mapping[int, QueryResult],
                         nearest_of: Mapping[int, Sequence[int]], config: Config,
                         n_jobs: Optional[int] = 1, stats: Optional[Dict[str, float]] = None,
-                        read: Optional[ImageFeatures] = None) -> None:
+                        read: Optional[ImageFeatures] = None,
+                        exemplar: Optional[ColourExemplar] = None) -> None:
     """Localise verified neighbours through localised images whose whole frame they are
     near, where the object's region there verifies against them.
 
@@ -1652,6 +1672,8 @@ def localise_neighbours(index: Index, neighbours: Sequence[QueryResult],
     read : dict, optional
         Database images' features already read (:data:`ImageFeatures`, e.g. by
         :func:`relay_localise`), filled with those read here.
+    exemplar : ColourExemplar, optional
+        The query's colour exemplar, for GrabCut of the objects localised here.
     """
     stats = stats if stats is not None else {}
     stats.update(neighbour_regions_tried=0, neighbours_localised=0)
@@ -1708,7 +1730,7 @@ def localise_neighbours(index: Index, neighbours: Sequence[QueryResult],
                 relay, pv = best[n.image_id]
                 _localise_through(n, relay, pv)
                 new.append((n, relay, pv))
-        _relay_masks(index, new, config.mask, n_jobs)
+        _relay_masks(index, new, config.mask, n_jobs, exemplar)
         stats["neighbours_localised"] += len(new)
 
 
@@ -1797,9 +1819,9 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
     t2 = time.perf_counter()
     tell("verification")
     shortlist = ids if config.verify.shortlist is None else ids[: config.verify.shortlist]
-    segment = cue = None
+    segment = cue = exemplar = None
     if config.mask.method == "grabcut" and len(shortlist):
-        segment, cue = query_object_segment(image, query, config.mask)
+        segment, cue, exemplar = query_object_segment(image, query, config.mask)
     t_segment = time.perf_counter() - t2  # counted in the mask stage
     read: ImageFeatures = {}  # database images' features, read once for all stages
     verified = verify_shortlist(index, query, shortlist, config.verify, cue, n_jobs, stats,
@@ -1814,15 +1836,15 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
     if top is not None:
         results = results[:top]
     tell("masks")
-    compute_masks(index, results, segment, config.mask, n_jobs)
+    compute_masks(index, results, segment, config.mask, n_jobs, exemplar)
     t_relay = time.perf_counter()
     if config.verify.relay_images:
         tell("relay")
-        results = relay_localise(index, results, config, n_jobs, stats, read)
+        results = relay_localise(index, results, config, n_jobs, stats, read, exemplar)
     t4 = time.perf_counter()
     if config.retrieval.neighbours:
         tell("neighbours")
-        results = verified_neighbours(index, results, config, n_jobs, stats, read)
+        results = verified_neighbours(index, results, config, n_jobs, stats, read, exemplar)
     t5 = time.perf_counter()
     for r in results:
         if r.mask is not None and r.mask_method not in ("projected", ""):
