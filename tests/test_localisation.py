@@ -179,17 +179,27 @@ def test_hough_voting_finds_the_object_among_outliers():
     assert hough_localise(q, d, idx[n_in:n_in + 2], idx[n_in:n_in + 2], np.array([0, 0, 1, 1.0])) is None
 
 
-def test_object_mask_segments_the_object_where_it_was_carried(photo):
-    """A real object (the astronaut photo's central crop) pasted on a plain background at a
-    known place: GrabCut from a carried prior that is shifted by 10 % recovers it."""
-    canvas = np.full((480, 640, 3), (40, 160, 60), np.uint8)
+GREEN = (40, 160, 60)
+
+
+def _pasted_object(photo):
+    """The astronaut photo's central crop (220 x 150) pasted on a plain green 640 x 480
+    canvas at x 300-450, y 150-370: (object, canvas, its (H, W) bool truth, 3 points on
+    it (x, y))."""
     obj = cv2.resize(photo[100:400, 150:350], (150, 220))
+    canvas = np.full((480, 640, 3), GREEN, np.uint8)
     canvas[150:370, 300:450] = obj
     truth = np.zeros((480, 640), bool)
     truth[150:370, 300:450] = True
+    return obj, canvas, truth, np.array([[370.0, 260], [330, 200], [420, 330]])
+
+
+def test_object_mask_segments_the_object_where_it_was_carried(photo):
+    """A real object (the astronaut photo's central crop) pasted on a plain background at a
+    known place: GrabCut from a carried prior that is shifted by 10 % recovers it."""
+    _, canvas, truth, seeds = _pasted_object(photo)
     prior = np.zeros_like(truth)
     prior[165:385, 315:465] = True
-    seeds = np.array([[370.0, 260], [330, 200], [420, 330]])
     mask = object_mask(canvas, prior, seeds, MaskConfig())
     iou = (mask & truth).sum() / (mask | truth).sum()
     assert iou > 0.8, iou
@@ -204,17 +214,12 @@ def test_the_query_s_colours_keep_background_out_of_an_object_mask(photo):
     The query's exemplar (the object sure foreground, the same patch beside it sure
     background) teaches the colour models otherwise."""
     from classicpr.masks import colour_exemplar, with_exemplar
-    green, red = (40, 160, 60), (30, 30, 200)
-    obj = cv2.resize(photo[100:400, 150:350], (150, 220))
-    canvas = np.full((480, 640, 3), green, np.uint8)
-    canvas[150:370, 300:450] = obj
+    red = (30, 30, 200)
+    obj, canvas, truth, seeds = _pasted_object(photo)
     canvas[150:370, 450:520] = red
-    truth = np.zeros((480, 640), bool)
-    truth[150:370, 300:450] = True
     prior = np.zeros_like(truth)
     prior[150:370, 300:520] = True
-    seeds = np.array([[370.0, 260], [330, 200], [420, 330]])
-    query = np.full((400, 500, 3), green, np.uint8)
+    query = np.full((400, 500, 3), GREEN, np.uint8)
     query[90:310, 100:250] = obj
     query[90:310, 250:320] = red
     segment = np.zeros((400, 500), bool)
