@@ -263,6 +263,37 @@ def test_tilt_set_generator(prmini_root, tmp_path):
     assert all((a / f.name).read_bytes() == f.read_bytes() for f in sorted(b.glob("tilt_*"))[:6])
 
 
+@pytest.mark.shared_data
+def test_video_set_generator(prmini_root, tmp_path):
+    """prvideo: each DAVIS video queried with its last labelled frame, the box its label's
+    bounding box, the frame out of the database, the other frames its positives with
+    prmini-dev's labels (easy within 30 frames)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from make_video_set import make_video_set
+    from classicpr.datasets import load_label_polygons, load_revisitop
+    info = make_video_set(prmini_root, tmp_path, "last")
+    assert info == {"name": "prvideolast", "queries": 10, "database": 78, "easy": 30,
+                    "hard": 17}
+    ds = load_revisitop(tmp_path, "prvideolast")
+    prmini = load_revisitop(prmini_root, "prmini")
+    assert not set(ds.qimlist) & set(ds.imlist) and not ds.missing_images()["database"]
+    labels, source = ds.load_labels(), prmini.load_labels()
+    q = ds.qimlist.index("davis_cows_q00100")
+    query_frame = prmini.imlist.index("davis_cows_00100")
+    assert "davis_cows_00100" not in ds.imlist
+    cows_q = prmini.qimlist.index("davis_cows_q")
+    pts = np.concatenate(load_label_polygons(source[f"{cows_q}_{query_frame}"]))
+    np.testing.assert_allclose(ds.query_box(q)[:2], np.maximum(pts.min(0), 0))
+    frames = {ds.imlist[i]: ("easy" if i in ds.gnd[q]["easy"] else "hard")
+              for i in ds.gnd[q]["easy"] + ds.gnd[q]["hard"]}
+    assert frames == {f"davis_cows_000{n}": "easy" if n >= 70 else "hard"
+                      for n in range(10, 100, 10)}
+    for i in ds.gnd[q]["easy"] + ds.gnd[q]["hard"]:
+        original = source[f"{cows_q}_{prmini.imlist.index(ds.imlist[i])}"]
+        assert Path(labels[f"{q}_{i}"]).read_text() == json.dumps(
+            json.loads(Path(original).read_text()))
+
+
 def test_presets_switch_synthesis_and_acceptance():
     paper = Config.preset("paper").verify
     assert paper.synthesis_candidates == 0 and paper.acceptance == "inliers"
