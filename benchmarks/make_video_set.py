@@ -21,11 +21,11 @@ import shutil
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from classicpr.datasets import load_label_polygons, load_revisitop  # noqa: E402
+from classicpr.io import image_size  # noqa: E402
 
 EASY_WITHIN = 30  # frames
 
@@ -64,7 +64,7 @@ def make_video_set(prmini_root: Path, out: Path, frame: str = "last") -> dict:
         qname = re.sub(r"_q$", "", ds.qimlist[q]) + f"_q{frame_number(ds.imlist[chosen]):05d}"
         qimlist.append(qname)
         shutil.copyfile(ds.image_dir / ds.db_file(chosen), jpg / f"{qname}.jpg")
-        h, w = cv2.imread(str(ds.image_dir / ds.db_file(chosen))).shape[:2]
+        w, h = image_size(ds.image_dir / ds.db_file(chosen))
         pts = np.concatenate(load_label_polygons(labels[f"{q}_{chosen}"]))
         x1, y1 = np.clip(pts.min(0), 0, [w - 1, h - 1])
         x2, y2 = np.clip(pts.max(0), 0, [w - 1, h - 1])
