@@ -225,7 +225,7 @@ class VerifyConfig(_Section):
     query_assignments, ratio, acceptance, min_inliers, weak_geometry, max_per_word,
     ransac_threshold, max_iters, refit, max_scale_change, min_area_fraction, synthesis_tilts,
     synthesis_candidates, synthesis_features, synthesis_fit, min_weak_inliers, relay_images,
-    relay_candidates, relay_retrieval
+    relay_candidates, relay_retrieval, relay_background_placed
         See each field's ``help`` (``VerifyConfig.describe()``).
     """
 
@@ -313,6 +313,11 @@ class VerifyConfig(_Section):
         5, "relay localisation: each relay also ranks the database by its own region's "
         "visual words, and this many of its best-ranked images not localised yet are "
         "verified against it too (0 = only the query's ranking)", low=0)
+    relay_background_placed: bool = _param(
+        True, "relay localisation: results whose object the query placed only with votes "
+        "that mostly follow the background's motion (where the object was, if it moved) "
+        "are among those relays try to localise, and relay nothing themselves (false: "
+        "such a location is kept like any other)")
 
 
     def _check(self) -> None:

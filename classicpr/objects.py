@@ -50,11 +50,16 @@ class ObjectLocation:
         Indices (into the correspondences given) that agree with it.
     votes : int
         Size of the Hough cluster.
+    follows_background : bool
+        The cluster was found among votes most of which follow the background's motion,
+        after the votes that moved against it found none: where the object stood in the
+        query's view of its background, if it did not move; where it was, if it did.
     """
 
     transform: np.ndarray
     inliers: np.ndarray
     votes: int
+    follows_background: bool = False
 
 
 def _similarity_votes(query_kps, db_kps, qi, di, centre):

@@ -347,6 +347,14 @@ class QueryResult:
         return self.polygon is not None
 
     @property
+    def placed_by_background(self) -> bool:
+        """True when the query localised this image's object only with votes that mostly
+        follow the background's motion (:attr:`ObjectLocation.follows_background`): where
+        the object was, if it moved."""
+        return self.relay is None and self.object_location is not None and (
+            self.object_location.follows_background)
+
+    @property
     def box_only(self) -> bool:
         """True when the query verified this image but placed its object neither as a rigid
         plane nor by Hough voting: its region is the projected box, a guess where the
@@ -700,7 +708,11 @@ def _with_object(pv: PairVerification, query: QueryFeatures, cue: Optional[Objec
     background (at least half of its votes follow the background's motion) or nothing
     around it matched. An object that moved and whose own votes do not localise it gets
     no location: the votes that follow the background are then mostly background on the
-    segment's fringe, and would place the object where it was.
+    segment's fringe, and would place the object where it was. Where most votes follow
+    the background, the two cannot be told apart (a parked car; a horse that jumped on,
+    whose segment held the fence behind it): the location found is marked
+    ``follows_background``, and relays may place the object instead
+    (:func:`relay_localise`, ``verify.relay_background_placed``).
 
     Unverified images are not localised this way: clusters of 3-10 agreeing votes occur by
     chance on unrelated images about as often as on true ones (docs/benchmarks.md)."""
@@ -746,6 +758,8 @@ def _with_object(pv: PairVerification, query: QueryFeatures, cue: Optional[Objec
     if loc is None:
         loc = hough_localise(query.keypoints, cand.keypoints, qi[votes], di[votes], cue.box,
                              cue.min_votes)
+        if loc is not None and background() is not None:
+            loc.follows_background = True
     if loc is not None:
         pv.object_location = loc
         pv.object_points = cand.keypoints[di[votes][loc.inliers], :2].astype(np.float32)
@@ -1370,14 +1384,17 @@ def relay_localise(index: Index, results: List[QueryResult], config: Config,
     verification with the query did not localise, or localised only by the projected box
     (:attr:`QueryResult.box_only`: verified, but the object placed neither as a rigid
     plane nor by Hough voting, where it moved against the background that the homography
-    follows).
+    follows) or by votes that mostly follow the background
+    (:attr:`QueryResult.placed_by_background`: where the object was, if it moved).
 
     A video frame where the object turned, or a photo at a viewpoint too far from the
     query's, can still match a verified image in between. Each of the first
-    ``verify.relay_images`` verified results with a mask (most inliers first) becomes a
+    ``verify.relay_images`` verified results with a mask (most inliers first; not those
+    placed by the background, whose mask may be the background, unless
+    ``verify.relay_background_placed`` is off) becomes a
     query (:func:`relay_query`: its features in its region, the mask its object) and
     is verified, like the query (same method, no view synthesis), against the first
-    ``verify.relay_candidates`` results not localised yet (or box-only) and the first
+    ``verify.relay_candidates`` results not localised yet (or only so) and the first
     ``verify.relay_retrieval`` such results in its own ranking (:func:`relay_ranking`:
     among many unrelated images, a frame where the object turned ranks far down the
     query's ranking but near the frame beside it); relays are tried in that order
@@ -1416,8 +1433,10 @@ def relay_localise(index: Index, results: List[QueryResult], config: Config,
     stats = stats if stats is not None else {}
     stats.update(relay_tried=0, relay_verified=0)
     vcfg = config.verify
-    relays = [r for r in results if r.verified and r.mask is not None][: vcfg.relay_images]
-    pending = [r for r in results if not r.localised or r.box_only][: vcfg.relay_candidates]
+    guess = vcfg.relay_background_placed
+    relays = [r for r in results if r.verified and r.mask is not None
+              and not (guess and r.placed_by_background)][: vcfg.relay_images]
+    pending = [r for r in results if _relay_may_place(r, guess)][: vcfg.relay_candidates]
     if not relays or not (pending or vcfg.relay_retrieval):
         return results
     by_id = {r.image_id: r for r in results}
@@ -1428,6 +1447,15 @@ def relay_localise(index: Index, results: List[QueryResult], config: Config,
     first = [r for r in results if r.image_id in by_query]
     then = [r for r in results if r.relay is not None and r.image_id not in by_query]
     return first + then + [r for r in results if not r.verified]
+
+
+def _relay_may_place(result: QueryResult, background_placed: bool = True) -> bool:
+    """Whether a relay may localise ``result``: not localised, or placed by the query only
+    as a guess (its projected box, :attr:`QueryResult.box_only`, or, with
+    ``background_placed``, by votes that follow the background,
+    :attr:`QueryResult.placed_by_background`)."""
+    return not result.localised or result.box_only or (
+        background_placed and result.placed_by_background)
 
 
 def _verify_with_relays(index: Index, relays: Sequence[QueryResult],
@@ -1451,7 +1479,7 @@ def _verify_with_relays(index: Index, relays: Sequence[QueryResult],
             tried = {r.image_id for r in pending}
             own = [by_id[i] for i in relay_ranking(index, relay, config).tolist()
                    if i in by_id and i not in tried and i != relay.image_id
-                   and (not by_id[i].localised or by_id[i].box_only)]
+                   and _relay_may_place(by_id[i], vcfg.relay_background_placed)]
             candidates += own[: vcfg.relay_retrieval]
         found = _relay_matches(index, relay, candidates, config, n_jobs, stats, read)
         for r in candidates:
