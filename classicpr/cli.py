@@ -163,7 +163,7 @@ def cmd_search(args) -> int:
 
 
 def cmd_query(args) -> int:
-    from .io import read_image_at_size, write_json, write_png
+    from .io import read_image, read_image_at_size, write_json, write_png
     from .formats import coco_results, parse_formats, write_mask
     from .pipeline import few_features_warning, run_query
     from .regions import parse_box
@@ -171,10 +171,11 @@ def cmd_query(args) -> int:
     config = config_from_args(args)
     index = _load_index(args.index, args.image_dir)
     box = parse_box(args.box) if args.box else None
+    query_mask = read_image(args.query_mask, gray=True)[0] > 127 if args.query_mask else None
     formats = parse_formats(args.format)
     timing: dict = {}
     results = run_query(index, args.image, box, config, top=args.top, n_jobs=args.n_jobs,
-                        timing=timing)
+                        timing=timing, query_mask=query_mask)
     coco: list = []
     n_features = int(timing["count_query_features"])
     warnings = [w for w in [few_features_warning(n_features, config.verify.min_inliers)] if w]
@@ -337,6 +338,9 @@ def _parser_query(sub, common):
     p.add_argument("index")
     p.add_argument("image")
     p.add_argument("--box", help="x1,y1,x2,y2 in query pixels")
+    p.add_argument("--query-mask", help="the query's object as an image of the query's size "
+                   "(white = object), used instead of GrabCut's segment of the box; the box "
+                   "defaults to the mask's bounding box")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--top", type=_positive_int, default=10)
     p.add_argument("--format", default="png", help="mask files: any of png, labelme, coco "

@@ -60,10 +60,12 @@ def check_benchmark(ds: RevisitopDataset, need_labels: bool, allow_missing: bool
 
 
 def _query_worker(args):
-    (index_root, mtime, image, box, config, label_paths, export_dir, formats, q) = args
+    (index_root, mtime, image, box, config, label_paths, export_dir, formats, q,
+     query_mask) = args
     index = _cached_index(index_root, mtime)
     timing: Dict[str, float] = {}
-    results = run_query(index, image, box, config, n_jobs=1, timing=timing)
+    results = run_query(index, image, box, config, n_jobs=1, timing=timing,
+                        query_mask=query_mask)
     ranking = np.array([r.image_id for r in results], np.int64)
     polygons, ious, coco = {}, {}, []
     for r in results:
@@ -140,7 +142,8 @@ def evaluate_benchmark(root: PathLike, name: str, index_dir: PathLike,
                        export_dir: Optional[PathLike] = None, official: bool = False,
                        allow_missing: bool = False, progress: bool = True,
                        distractors: Optional[Distractors] = None,
-                       export_formats: Sequence[str] = ("png",)) -> dict:
+                       export_formats: Sequence[str] = ("png",),
+                       query_masks: Optional[Mapping[int, np.ndarray]] = None) -> dict:
     """Index a revisitop-layout benchmark, run all its queries and score them.
 
     Parameters
@@ -170,6 +173,10 @@ def evaluate_benchmark(root: PathLike, name: str, index_dir: PathLike,
         Their ids follow the benchmark's own images (the revisitop convention), so rankings
         have ``n_db + n_distractors`` rows; the vocabulary is trained on the benchmark's
         images only.
+    query_masks : mapping of int to (H, W) bool array, optional
+        Known masks of some queries' objects (query number -> mask of the query image),
+        used instead of GrabCut's segment of their boxes: how far a perfect query segment
+        would take the pipeline (``benchmarks/query_segments.py``).
 
     Returns
     -------
@@ -215,7 +222,8 @@ def evaluate_benchmark(root: PathLike, name: str, index_dir: PathLike,
     for q in range(len(ds.qimlist)):
         lp = _positive_labels(ds, labels, q) if has_labels else {}
         jobs.append((index_root, mtime, str(ds.image_dir / ds.query_file(q)), ds.query_box(q),
-                     config, lp, export_dir, tuple(export_formats), q))
+                     config, lp, export_dir, tuple(export_formats), q,
+                     None if query_masks is None else query_masks.get(q)))
     nq, n_db = len(ds.qimlist), len(index.names)
     ranks = np.zeros((n_db, nq), np.int64)
     polygons, clean_ious, per_query, counts, coco = {}, {}, [], {}, []

@@ -1118,11 +1118,20 @@ def _expand(index: Index, query: QueryFeatures, ranked_as: RetrievalQuery, ids: 
 
 
 # ---------------------------------------------------------------------- 5. masks
-def query_object_segment(image, query: QueryFeatures, config: MaskConfig
+def query_object_segment(image, query: QueryFeatures, config: MaskConfig,
+                         given: Optional[np.ndarray] = None
                          ) -> Tuple[Optional[np.ndarray], Optional[ObjectCue],
                                     Optional[ColourExemplar]]:
-    """GrabCut segment of the object in the query box, the cue verification uses, and the
-    colour exemplar GrabCut uses in database images.
+    """GrabCut segment of the object in the query box (or the object's mask, ``given``),
+    the cue verification uses, and the colour exemplar GrabCut uses in database images.
+
+    Parameters
+    ----------
+    image : path-like or (H, W[, 3]) uint8 array
+    query : QueryFeatures
+    config : MaskConfig
+    given : (H, W) bool array, optional
+        The query's object, known: used as the segment instead of GrabCut's.
 
     Returns
     -------
@@ -1131,12 +1140,26 @@ def query_object_segment(image, query: QueryFeatures, config: MaskConfig
     cue : ObjectCue or None
     exemplar : ColourExemplar or None
         None without a segment, or with ``config.query_colours`` False.
+
+    Raises
+    ------
+    ValueError
+        For a ``given`` mask of another size than the query image, or empty.
     """
     if isinstance(image, np.ndarray):
         colour = as_bgr(image, "the query image")
     else:
         colour = read_image_at_size(image, query.size)
-    segment = segment_query(colour, query.box, config)
+    if given is None:
+        segment = segment_query(colour, query.box, config)
+    else:
+        segment = np.asarray(given).astype(bool)
+        w, h = query.size
+        if segment.shape != (h, w):
+            raise ValueError(f"the query mask is {segment.shape[1]} x {segment.shape[0]} "
+                             f"pixels, the query image {w} x {h}")
+        if not segment.any():
+            raise ValueError("the query mask is empty")
     if segment is None:
         return None, None, None
     exemplar = colour_exemplar(colour, segment, query.box, config) if config.query_colours else None
@@ -1780,7 +1803,8 @@ def few_features_warning(n_features: int, min_inliers: int) -> Optional[str]:
 def run_query(index: Index, image, box=None, config: Config = Config(),
               top: Optional[int] = None, n_jobs: Optional[int] = 1,
               timing: Optional[Dict[str, float]] = None,
-              progress: Optional[Callable[[str], None]] = None) -> List[QueryResult]:
+              progress: Optional[Callable[[str], None]] = None,
+              query_mask: Optional[np.ndarray] = None) -> List[QueryResult]:
     """Run one pixel-retrieval query.
 
     Parameters
@@ -1789,7 +1813,7 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
     image : path-like or (H, W[, 3]) uint8 array
         Query image.
     box : (4,) x1, y1, x2, y2, optional
-        Query box (whole image if None).
+        Query box (whole image if None, or the bounding box of ``query_mask``).
     config : Config
         ``verify`` and ``mask`` sections apply; ``features`` are the index's.
     top : int, optional
@@ -1815,6 +1839,9 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
         Called with the name of each stage as it starts ("features", "retrieval",
         "verification", "masks", "relay", "neighbours"), e.g. to show a long query's progress
         on a page.
+    query_mask : (H, W) bool array, optional
+        The query's object, where it is known (a labelled frame, a mask drawn by hand):
+        with ``mask.method="grabcut"`` it replaces GrabCut's segment of the box.
 
     Returns
     -------
@@ -1836,6 +1863,8 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
     tell = progress or (lambda stage: None)
     t0 = time.perf_counter()
     tell("features")
+    if box is None and query_mask is not None and np.any(query_mask):
+        box = mask_bbox(np.asarray(query_mask, bool))
     query = extract_query(index, image, box)
     t1 = time.perf_counter()
     warning = few_features_warning(len(query.keypoints), config.verify.min_inliers)
@@ -1849,7 +1878,7 @@ def run_query(index: Index, image, box=None, config: Config = Config(),
     shortlist = ids if config.verify.shortlist is None else ids[: config.verify.shortlist]
     segment = cue = exemplar = None
     if config.mask.method == "grabcut" and len(shortlist):
-        segment, cue, exemplar = query_object_segment(image, query, config.mask)
+        segment, cue, exemplar = query_object_segment(image, query, config.mask, query_mask)
     t_segment = time.perf_counter() - t2  # counted in the mask stage
     read: ImageFeatures = {}  # database images' features, read once for all stages
     verified = verify_shortlist(index, query, shortlist, config.verify, cue, n_jobs, stats,
