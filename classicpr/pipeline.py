@@ -1155,6 +1155,9 @@ def query_object_segment(image, query: QueryFeatures, config: MaskConfig,
     else:
         segment = np.asarray(given).astype(bool)
         w, h = query.size
+        if segment.ndim != 2:
+            raise ValueError(f"the query mask must be one (H, W) channel, got shape "
+                             f"{segment.shape}")
         if segment.shape != (h, w):
             raise ValueError(f"the query mask is {segment.shape[1]} x {segment.shape[0]} "
                              f"pixels, the query image {w} x {h}")
@@ -1417,7 +1420,8 @@ def relay_localise(index: Index, results: List[QueryResult], config: Config,
     ``verify.relay_background_placed`` is off) becomes a
     query (:func:`relay_query`: its features in its region, the mask its object) and
     is verified, like the query (same method, no view synthesis), against the first
-    ``verify.relay_candidates`` results not localised yet (or only so) and the first
+    ``verify.relay_candidates`` results not localised yet (or placed only by such a
+    guess) and the first
     ``verify.relay_retrieval`` such results in its own ranking (:func:`relay_ranking`:
     among many unrelated images, a frame where the object turned ranks far down the
     query's ranking but near the frame beside it); relays are tried in that order

@@ -797,8 +797,8 @@ def test_a_known_query_mask_replaces_the_segment_of_the_box(prmini_root, tmp_pat
     """prmini-dev's black swan queried from frame 40 with its label as the query's mask
     (no box: the mask's bounding box). GrabCut's segment of that box takes in some of the
     wall behind the swan, which frame 10's mask then keeps (S-IoU 0.73); with the object
-    known, frames 10 and 30 are segmented at > 0.85. A mask of another size, or an empty
-    one, is refused by name."""
+    known, frames 10 and 30 are segmented at > 0.85. A mask of another size, with
+    channels, or empty is refused with a message that says so."""
     from classicpr.datasets import load_label_polygons, load_revisitop
     from classicpr.index import Index
     from classicpr.io import image_size
@@ -822,5 +822,7 @@ def test_a_known_query_mask_replaces_the_segment_of_the_box(prmini_root, tmp_pat
         assert _label_iou(ds, q, ids, index, r) > 0.85, n
     with pytest.raises(ValueError, match="query mask is 427 x 240 pixels"):
         run_query(index, query, config=Config(), query_mask=label[::2, ::2])
+    with pytest.raises(ValueError, match="one \\(H, W\\) channel"):
+        run_query(index, query, config=Config(), query_mask=np.dstack([label] * 3))
     with pytest.raises(ValueError, match="query mask is empty"):
         run_query(index, query, (10, 10, 200, 200), Config(), query_mask=np.zeros_like(label))
