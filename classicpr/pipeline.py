@@ -300,7 +300,8 @@ class QueryResult:
         Verified, and the box moves as one rigid plane (see :class:`PairVerification`).
     object_location : ObjectLocation or None
         The query's object localised by Hough voting (``mask.method="grabcut"``) on a
-        verified image whose box is not one rigid plane.
+        verified image whose box is not one rigid plane (None once a relay localised the
+        image: its region is then the relay's).
     object_points : (K, 2) float32 array or None
         Matched object points in the database image.
     background_points : (B, 2) float32 array or None
@@ -1550,6 +1551,7 @@ def _localise_through(result: QueryResult, relay: QueryResult, pv: PairVerificat
     result.relay, result.inliers, result.db_points = relay.image_id, pv.plain.inliers, pv.plain.db_points
     result.H = pv.plain.H @ relay.H
     result.rigid = relay.rigid and pv.rigid
+    result.object_location = None  # the query's own guess, which the relay replaces
     result.object_points, result.background_points = pv.object_points, pv.background_points
     result.polygon = project_points(pv.plain.H, relay.polygon)
 
