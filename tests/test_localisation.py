@@ -605,7 +605,7 @@ def test_a_location_the_background_gave_is_left_to_relays(prmini_root, tmp_path)
     few to localise anything. The location those votes give is only the place where the
     object stood in the query's view (a similarity on a plane seen at 60 degrees: S-IoU
     0.37), so it is marked and relays may replace it; the view at tilt 2.8, a rigid plane
-    for the query, carries the facade there as a plane. A result so placed is no relay."""
+    for the query, carries the facade there as a plane."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from make_tilt_set import make_tilt_set
     from classicpr.datasets import load_revisitop
