@@ -294,6 +294,25 @@ def test_video_set_generator(prmini_root, tmp_path):
             json.loads(Path(original).read_text()))
 
 
+@pytest.mark.shared_data
+def test_query_segments_benchmark_finds_each_query_frame_s_label(prmini_root, tmp_path):
+    """benchmarks/query_segments.py: every prvideo query gets the mask of its own frame's
+    prmini-dev label, at the query image's size and inside its box (the box is that
+    label's bounding box)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from make_video_set import make_video_set
+    from query_segments import query_labels
+    from classicpr.io import image_size
+    from classicpr.regions import mask_bbox
+    make_video_set(prmini_root, tmp_path, "middle")
+    ds, masks = query_labels(prmini_root, tmp_path, "prvideomiddle")
+    assert sorted(masks) == list(range(len(ds.qimlist))) and len(masks) == 10
+    for q, mask in masks.items():
+        w, h = image_size(ds.image_dir / ds.query_file(q))
+        assert mask.shape == (h, w) and mask.any()
+        np.testing.assert_allclose(mask_bbox(mask), ds.query_box(q), atol=1.5)
+
+
 def test_presets_switch_synthesis_and_acceptance():
     paper = Config.preset("paper").verify
     assert paper.synthesis_candidates == 0 and paper.acceptance == "inliers"
