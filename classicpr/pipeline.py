@@ -352,8 +352,7 @@ class QueryResult:
         """True when the query localised this image's object only with votes that mostly
         follow the background's motion (:attr:`ObjectLocation.follows_background`): where
         the object was, if it moved."""
-        return self.relay is None and self.object_location is not None and (
-            self.object_location.follows_background)
+        return self.object_location is not None and self.object_location.follows_background
 
     @property
     def box_only(self) -> bool:
