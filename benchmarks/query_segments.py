@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from classicpr.config import Config  # noqa: E402
 from classicpr.datasets import load_label_polygons, load_revisitop  # noqa: E402
 from classicpr.evaluate import evaluate_benchmark  # noqa: E402
-from classicpr.io import read_image, write_json  # noqa: E402
+from classicpr.io import image_size, read_image, write_json  # noqa: E402
 from classicpr.masks import segment_query  # noqa: E402
 from classicpr.regions import mask_iou, rasterize_polygons  # noqa: E402
 
@@ -38,9 +38,8 @@ def query_labels(prmini_root: Path, root: Path, name: str):
     masks = {}
     for q, qname in enumerate(ds.qimlist):
         video, frame = qname.rsplit("_q", 1)
-        image, _ = read_image(ds.image_dir / ds.query_file(q), gray=False)
         polygons = load_label_polygons(frame_label[f"{video}_{int(frame):05d}"])
-        masks[q] = rasterize_polygons(polygons, (image.shape[1], image.shape[0]))
+        masks[q] = rasterize_polygons(polygons, image_size(ds.image_dir / ds.query_file(q)))
     return ds, masks
 
 
@@ -60,8 +59,8 @@ def main(argv=None) -> None:
         image, _ = read_image(ds.image_dir / ds.query_file(q), gray=False)
         segment = segment_query(image, ds.query_box(q), config.mask)
         iou = mask_iou(segment, masks[q]) if segment is not None else 0.0
-        fill = masks[q].sum() / max(1.0, float(np.prod(np.diff(
-            np.reshape(ds.query_box(q), (2, 2)), axis=0))))
+        x1, y1, x2, y2 = ds.query_box(q)
+        fill = masks[q].sum() / max(1.0, float((x2 - x1) * (y2 - y1)))
         ious.append(iou)
         print(f"{qname:36s} object {100 * fill:5.1f} % of the box   segment IoU "
               f"{100 * iou:5.1f}" + ("   (no segment)" if segment is None else ""))
