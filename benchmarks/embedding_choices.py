@@ -5,12 +5,15 @@ the Hamming embedding:
   database's features, or a random share of them), against one median for all words;
 * ``projections``: the projection's draw (seeds 0-5) at 64 and 128 bits, for random
   orthogonal rows (the default) and for the principal directions of the descriptors'
-  residuals to their words' centroids, in a random basis of them.
+  residuals to their words' centroids, in a random basis of them;
+* ``asymmetric``: the query side's vectors kept real (its summed residuals, each
+  dimension weighted by its magnitude or by its square root) against the signs that
+  ASMK* compares (the default), over the same six projection draws at 64 and 128 bits.
 
 Usage (INDEX built by ``classicpr evaluate ../shared/data/prmini-dev --name prmini
 --index-dir INDEX``)::
 
-    python benchmarks/embedding_choices.py ../shared/data/prmini-dev INDEX medians|projections
+    python benchmarks/embedding_choices.py ../shared/data/prmini-dev INDEX medians|projections|asymmetric
 """
 import sys
 from typing import List, Tuple
@@ -19,7 +22,8 @@ import numpy as np
 
 from classicpr.config import RetrievalConfig
 from classicpr.datasets import RevisitopDataset, load_revisitop
-from classicpr.embedding import HammingEmbedding, project, random_orthogonal
+from classicpr.embedding import (HammingEmbedding, majority_signatures, project,
+                                 random_orthogonal, unpack_bits)
 from classicpr.features import rootsift
 from classicpr.index import Index
 from classicpr.invfile import InvertedFile
@@ -64,6 +68,45 @@ class Experiment:
         for x, near in self.queries:
             s = inv.query_asmk(*embedding.aggregate(x, near), self.config.alpha, self.config.tau)
             ranks.append(np.lexsort((np.arange(len(s)), -s)))
+        m = image_map(np.array(ranks).T, self.dataset.gnd)["mAP"]
+        return m["medium"], m["hard"]
+
+
+    def mean_ap_asymmetric(self, embedding: HammingEmbedding, weighting: str
+                           ) -> Tuple[float, float]:
+        """Medium and hard mAP (percent) of the selective kernel with a real query side:
+        per word, the similarity of the query's summed residuals ``r`` (B,) to the
+        database's majority signature ``s`` in {-1, 1}^B is
+        ``sum_i w_i sign(r_i) s_i / sum_i w_i`` with ``w = |r|`` ("magnitude"),
+        ``sqrt(|r|)`` ("sqrt") or 1 ("sign": ASMK*, as the index scores)."""
+        database = []
+        for x, words, _, _ in self.database:
+            order = np.argsort(words, kind="stable")
+            words = words[order]
+            unique, starts = np.unique(words, return_index=True)
+            majority = majority_signatures(embedding.signatures(x[order], words), starts,
+                                           np.diff(np.r_[starts, len(words)]))
+            database.append((unique, 2.0 * unpack_bits(majority).astype(np.float32) - 1.0))
+        weight = {"magnitude": np.abs, "sqrt": lambda r: np.sqrt(np.abs(r)),
+                  "sign": np.ones_like}[weighting]
+        ranks = []
+        for x, near in self.queries:
+            words = near.reshape(-1)
+            order = np.argsort(words, kind="stable")
+            words = words[order]
+            residuals = embedding.residuals(np.repeat(x, near.shape[1], axis=0)[order], words)
+            unique, starts = np.unique(words, return_index=True)
+            summed = np.add.reduceat(residuals, starts, axis=0)
+            w = weight(summed)
+            q = np.sign(summed) * w / np.maximum(w.sum(axis=1, keepdims=True), 1e-12)
+            scores = np.zeros(len(database))
+            for i, (db_words, db_signs) in enumerate(database):
+                _, a, b = np.intersect1d(unique, db_words, assume_unique=True,
+                                         return_indices=True)
+                u = np.einsum("ij,ij->i", q[a], db_signs[b])
+                scores[i] = np.sum(np.where(u > self.config.tau, u, 0.0) ** self.config.alpha
+                                   ) / np.sqrt(len(db_words) * len(unique))
+            ranks.append(np.lexsort((np.arange(len(scores)), -scores)))
         m = image_map(np.array(ranks).T, self.dataset.gnd)["mAP"]
         return m["medium"], m["hard"]
 
@@ -124,5 +167,22 @@ def projections(exp: Experiment) -> None:
                   f"{a[:, 1].max():.1f}", flush=True)
 
 
+def asymmetric(exp: Experiment) -> None:
+    for bits in (64, 128):
+        results = {"sign": [], "magnitude": [], "sqrt": []}
+        for seed in SEEDS:
+            emb = HammingEmbedding.train(exp.descriptors, exp.words, exp.vocabulary.size,
+                                         seed, bits)
+            for weighting, values in results.items():
+                values.append(exp.mean_ap_asymmetric(emb, weighting))
+            print(f"{bits} bits, seed {seed}: " + ", ".join(
+                f"{k} {v[-1][0]:.1f} / {v[-1][1]:.1f}" for k, v in results.items()), flush=True)
+        for weighting, values in results.items():
+            a = np.array(values)
+            print(f"{bits} bits, query side {weighting}: mean {a[:, 0].mean():.1f} / "
+                  f"{a[:, 1].mean():.1f}, sd {a[:, 0].std(ddof=1):.1f} / "
+                  f"{a[:, 1].std(ddof=1):.1f}", flush=True)
+
+
 if __name__ == "__main__":
-    {"medians": medians, "projections": projections}[sys.argv[3]](Experiment(*sys.argv[1:3]))
+    {"medians": medians, "projections": projections, "asymmetric": asymmetric}[sys.argv[3]](Experiment(*sys.argv[1:3]))
