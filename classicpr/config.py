@@ -330,9 +330,9 @@ class MaskConfig(_Section):
 
     Attributes
     ----------
-    method, top, work_side, iterations, plane_coverage, plane_perspective, query_colours,
-    min_votes, background_tolerance, min_object_fraction, max_object_fraction, margin,
-    min_keep, min_inlier_cover, stray_region_fraction, stray_region_gap, seed
+    method, top, work_side, iterations, plane_coverage, plane_perspective, plane_anisotropy,
+    query_colours, min_votes, background_tolerance, min_object_fraction, max_object_fraction,
+    margin, min_keep, min_inlier_cover, stray_region_fraction, stray_region_gap, seed
         See each field's ``help`` (``MaskConfig.describe()``).
     """
 
@@ -363,6 +363,13 @@ class MaskConfig(_Section):
         "where the background's motion is known and carries fewer than half of the "
         "inliers, the box moved against its background and is not kept",
         low=1.0)
+    plane_anisotropy: float = _param(
+        1.5, "'grabcut': a verified image also keeps the projected box when its homography "
+        "stretches the box this much more in one direction than in the other (ratio of the "
+        "singular values of its linear part at the box centre; of the background's "
+        "homography as for plane_perspective): a plane seen obliquely from afar, which "
+        "foreshortens without perspective; an object moving in front of its background "
+        "turns and scales, near-similarly", low=1.0)
     query_colours: bool = _param(
         True, "'grabcut': GrabCut in a database image also learns its colour models from the "
         "query's object and surroundings (the query segment sure foreground, the rest of "

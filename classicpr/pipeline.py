@@ -51,8 +51,9 @@ from .masks import (ColourExemplar, colour_exemplar, drop_stray_regions, mask_po
 from .objects import ObjectLocation, carry_segment, follows_motion, hough_localise, object_mask
 from .parallel import effective_n_jobs, run_parallel
 from .regions import mask_bbox, project_points, validate_box
-from .verify import (Verification, hamming_correspondences, inlier_coverage, perspective_ratio,
-                     ratio_correspondences, verify_pair, verify_views, word_correspondences)
+from .verify import (Verification, anisotropy, hamming_correspondences, inlier_coverage,
+                     perspective_ratio, ratio_correspondences, verify_pair, verify_views,
+                     word_correspondences)
 from .views import synthesize_views, view_angles
 from .vocabulary import Vocabulary
 
@@ -208,7 +209,7 @@ class ObjectCue:
         Which query features lie on the segment.
     box : (4,) float array
         The segment's bounding box x1, y1, x2, y2.
-    plane_coverage, plane_perspective, min_votes, background_tolerance
+    plane_coverage, plane_perspective, min_votes, background_tolerance, plane_anisotropy
         See :class:`classicpr.config.MaskConfig`.
     may_be_plane : bool
         Whether a homography whose inliers cover the box (or foreshortened like a plane)
@@ -224,6 +225,7 @@ class ObjectCue:
     plane_perspective: float
     min_votes: int
     background_tolerance: float
+    plane_anisotropy: float = float("inf")
     may_be_plane: bool = True
 
 
@@ -234,7 +236,7 @@ def object_cue(segment: np.ndarray, keypoints: np.ndarray, config: MaskConfig) -
     xy = np.clip(np.rint(keypoints[:, :2]).astype(int), 0, [w - 1, h - 1])
     return ObjectCue(segment[xy[:, 1], xy[:, 0]], np.array(mask_bbox(segment), np.float64),
                      config.plane_coverage, config.plane_perspective, config.min_votes,
-                     config.background_tolerance)
+                     config.background_tolerance, config.plane_anisotropy)
 
 
 @dataclasses.dataclass
@@ -247,9 +249,9 @@ class PairVerification:
         The homography (plain or from synthesised views).
     rigid : bool
         The homography is accepted, and its inliers cover the query box
-        (:func:`classicpr.verify.inlier_coverage`) or it foreshortens the box like a plane
-        seen obliquely (:func:`classicpr.verify.perspective_ratio`): the box moves as one
-        rigid plane.
+        (:func:`classicpr.verify.inlier_coverage`) or it foreshortens or stretches the box
+        like a plane seen obliquely (:func:`classicpr.verify.perspective_ratio`,
+        :func:`classicpr.verify.anisotropy`): the box moves as one rigid plane.
     object_location : ObjectLocation or None
         Where the query's object is, from the Hough clustering of its correspondences, when
         the box is not one rigid plane.
@@ -689,7 +691,8 @@ def _with_object(pv: PairVerification, query: QueryFeatures, cue: Optional[Objec
     """For a verified image: rigid plane, or an object to localise by Hough voting.
 
     The box is a rigid plane when the homography's inliers cover it, or when the
-    homography foreshortens it as a plane seen obliquely. Foreshortening is read off the
+    homography foreshortens it (perspective) or stretches it (anisotropy, a plane seen
+    from afar) as a plane seen obliquely. Foreshortening is read off the
     best-supported homography that explains the inliers: a few inliers in one part of
     the box fit its perspective loosely, so where the background's motion (below)
     carries at least half of them, the background's homography is read instead (9
@@ -731,15 +734,19 @@ def _with_object(pv: PairVerification, query: QueryFeatures, cue: Optional[Objec
                           if tolerance > 0 else None)
         return motion[0]
 
+    def oblique(H: np.ndarray) -> bool:
+        return (perspective_ratio(H, query.box) >= cue.plane_perspective
+                or anisotropy(H, query.box) >= cue.plane_anisotropy)
+
     if cue.may_be_plane:
         pv.rigid = inlier_coverage(v.query_points, query.keypoints[:, :2], query.box, v.H,
                                    cand.size) >= cue.plane_coverage
-        if not pv.rigid and perspective_ratio(v.H, query.box) >= cue.plane_perspective:
+        if not pv.rigid and oblique(v.H):
             H = v.H
             if background() is not None:
                 follow = follows_motion(background().H, v.query_points, v.db_points, tolerance)
                 H = background().H if 2 * follow.sum() >= v.inliers else None
-            pv.rigid = H is not None and perspective_ratio(H, query.box) >= cue.plane_perspective
+            pv.rigid = H is not None and oblique(H)
         if pv.rigid:
             return pv
     votes, loc = cue.on_object[qi], None

@@ -426,6 +426,23 @@ def perspective_ratio(H: np.ndarray, box) -> float:
     return float(w.max() / w.min())
 
 
+def anisotropy(H: np.ndarray, box) -> float:
+    """Largest over smallest singular value of the homography's linear part (its
+    Jacobian) at the box centre: 1 for a similarity, the tilt ``1 / cos(theta)`` for a
+    plane seen at angle theta from a frontal view (an affine view of it), inf where the
+    map folds there."""
+    H = np.asarray(H, np.float64)
+    x1, y1, x2, y2 = np.asarray(box, np.float64)
+    c = np.array([(x1 + x2) / 2, (y1 + y2) / 2, 1.0])
+    w = H[2] @ c
+    if w <= 0:
+        return float("inf")
+    p = (H[:2] @ c) / w
+    jacobian = (H[:2, :2] - np.outer(p, H[2, :2])) / w
+    s = np.linalg.svd(jacobian, compute_uv=False)
+    return float(s[0] / s[1]) if s[1] > 0 else float("inf")
+
+
 def _weak_localisation(result: Verification, src: np.ndarray, dst: np.ndarray, box,
                        db_size, config: VerifyConfig, thr: float) -> Verification:
     """Fit a similarity transform (4 DoF, 2-point RANSAC) when the homography failed."""
