@@ -463,6 +463,24 @@ def _video_index(prmini_root, tmp_path, query, other_videos, vocab_size):
     return ds, q, ids, index
 
 
+def _tilt_index(prmini_root, tmp_path, query):
+    """A small index of prtilt (seed 0, made from prmini-dev): the three tilted views of
+    one planar ``query`` first, then the distractor photos. Returns what
+    :func:`_video_index` returns."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from make_tilt_set import make_tilt_set
+    from classicpr.datasets import load_revisitop
+    from classicpr.index import Index
+    make_tilt_set(prmini_root, tmp_path / "prtilt", seed=0)
+    ds = load_revisitop(tmp_path / "prtilt", "prtilt")
+    q = ds.qimlist.index(query)
+    ids = sorted(ds.gnd[q]["easy"] + ds.gnd[q]["hard"]) + [
+        i for i, n in enumerate(ds.imlist) if n.startswith("sacre_")]
+    index = Index.build(ds.image_dir, tmp_path / "idx", names=[ds.db_file(i) for i in ids],
+                        vocab_size=512, n_jobs=2, progress=False)
+    return ds, q, ids, index
+
+
 def _label_iou(ds, q, ids, index, result) -> float:
     """S-IoU of a result's region with the label of its (query, image) pair."""
     from classicpr.datasets import load_label_polygons
@@ -643,18 +661,8 @@ def test_a_location_the_background_gave_is_left_to_relays(prmini_root, tmp_path)
     for the query, carries the facade there as a plane. (With the anisotropy test, the
     default, the query's own homography shows the plane seen obliquely: the test of
     relays turns it off.)"""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from make_tilt_set import make_tilt_set
-    from classicpr.datasets import load_revisitop
-    from classicpr.index import Index
     from classicpr.pipeline import run_query
-    make_tilt_set(prmini_root, tmp_path / "prtilt", seed=0)
-    ds = load_revisitop(tmp_path / "prtilt", "prtilt")
-    q = ds.qimlist.index("homogr_BostonLib_q")
-    ids = sorted(ds.gnd[q]["easy"] + ds.gnd[q]["hard"]) + [
-        i for i, n in enumerate(ds.imlist) if n.startswith("sacre_")]
-    index = Index.build(ds.image_dir, tmp_path / "idx", names=[ds.db_file(i) for i in ids],
-                        vocab_size=512, n_jobs=2, progress=False)
+    ds, q, ids, index = _tilt_index(prmini_root, tmp_path, "homogr_BostonLib_q")
     image, box = ds.image_dir / ds.query_file(q), ds.query_box(q)
     t2 = ids.index(ds.imlist.index("tilt_homogr_BostonLib_q_t2.0"))
     t28 = ids.index(ds.imlist.index("tilt_homogr_BostonLib_q_t2.8"))
@@ -679,18 +687,8 @@ def test_a_plane_seen_obliquely_from_afar_is_a_rigid_plane(prmini_root, tmp_path
     GrabCut (S-IoU 0.29). The homography stretches the box twice as much in one direction
     as in the other, with the background around it: a plane seen obliquely, whose
     projected box is the object."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from make_tilt_set import make_tilt_set
-    from classicpr.datasets import load_revisitop
-    from classicpr.index import Index
     from classicpr.pipeline import run_query
-    make_tilt_set(prmini_root, tmp_path / "prtilt", seed=0)
-    ds = load_revisitop(tmp_path / "prtilt", "prtilt")
-    q = ds.qimlist.index("hpatches_v_dogman_q")
-    ids = sorted(ds.gnd[q]["easy"] + ds.gnd[q]["hard"]) + [
-        i for i, n in enumerate(ds.imlist) if n.startswith("sacre_")]
-    index = Index.build(ds.image_dir, tmp_path / "idx", names=[ds.db_file(i) for i in ids],
-                        vocab_size=512, n_jobs=2, progress=False)
+    ds, q, ids, index = _tilt_index(prmini_root, tmp_path, "hpatches_v_dogman_q")
     image, box = ds.image_dir / ds.query_file(q), ds.query_box(q)
     t2 = ids.index(ds.imlist.index("tilt_hpatches_v_dogman_q_t2.0"))
     alone = {r.image_id: r for r in run_query(index, image, box, Config().updated(
