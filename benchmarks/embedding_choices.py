@@ -71,7 +71,6 @@ class Experiment:
         m = image_map(np.array(ranks).T, self.dataset.gnd)["mAP"]
         return m["medium"], m["hard"]
 
-
     def mean_ap_asymmetric(self, embedding: HammingEmbedding, weighting: str
                            ) -> Tuple[float, float]:
         """Medium and hard mAP (percent) of the selective kernel with a real query side:
@@ -185,4 +184,5 @@ def asymmetric(exp: Experiment) -> None:
 
 
 if __name__ == "__main__":
-    {"medians": medians, "projections": projections, "asymmetric": asymmetric}[sys.argv[3]](Experiment(*sys.argv[1:3]))
+    experiments = {"medians": medians, "projections": projections, "asymmetric": asymmetric}
+    experiments[sys.argv[3]](Experiment(*sys.argv[1:3]))
