@@ -683,9 +683,8 @@ def test_a_location_the_background_gave_is_left_to_relays(prmini_root, tmp_path)
 def test_a_plane_seen_obliquely_from_afar_is_a_rigid_plane(prmini_root, tmp_path):
     """prtilt's dogman graffiti at tilt 2 (an affine view, 60 degrees): on the whole
     prtilt index 21 inliers cover 0.73 of the box's cells and foreshorten it without
-    perspective, so neither the coverage
-    nor the perspective test shows a plane, and the object is placed by Hough voting and
-    GrabCut (S-IoU 0.29). The homography stretches the box twice as much in one direction
+    perspective, so neither the coverage nor the perspective test shows a plane, and the
+    object is placed by Hough voting and GrabCut (S-IoU 0.29). The homography stretches the box twice as much in one direction
     as in the other, with the background around it: a plane seen obliquely, whose
     projected box is the object."""
     from classicpr.pipeline import run_query
