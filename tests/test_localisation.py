@@ -734,6 +734,20 @@ def test_a_verified_frame_placed_only_by_its_box_is_localised_through_a_relay(pr
 
 
 @pytest.mark.shared_data
+def test_relays_localise_positives_only(prmini_root, tmp_path, capsys):
+    """benchmarks/relay_precision.py on a small index of three DAVIS videos: the dog's
+    queried frames that relays localise are its own, and neither the dog's relays nor the
+    scooter's or the drifting car's localise a frame of another video."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from relay_precision import main
+    _video_index(prmini_root, tmp_path, "davis_dog_q",
+                 ("davis_scooter-black", "davis_drift-straight"), 512)
+    counts = main([str(prmini_root), "prmini", str(tmp_path / "idx"),
+                   "--queries", "dog,scooter,drift"])
+    assert counts["positive"] >= 2 and counts["negative"] == 0, capsys.readouterr().out
+
+
+@pytest.mark.shared_data
 def test_a_neighbour_is_localised_through_a_localised_frame_near_it(prmini_root, tmp_path):
     """prmini-dev's DAVIS car: frames 60 and 70 match neither the query nor a relay; they
     rank as verified neighbours (their whole frames match those of frames 40 and 50, on
