@@ -225,7 +225,7 @@ class ObjectCue:
     plane_perspective: float
     min_votes: int
     background_tolerance: float
-    plane_anisotropy: float = float("inf")
+    plane_anisotropy: float
     may_be_plane: bool = True
 
 

@@ -684,9 +684,9 @@ def test_a_plane_seen_obliquely_from_afar_is_a_rigid_plane(prmini_root, tmp_path
     """prtilt's dogman graffiti at tilt 2 (an affine view, 60 degrees): on the whole
     prtilt index 21 inliers cover 0.73 of the box's cells and foreshorten it without
     perspective, so neither the coverage nor the perspective test shows a plane, and the
-    object is placed by Hough voting and GrabCut (S-IoU 0.29). The homography stretches the box twice as much in one direction
-    as in the other, with the background around it: a plane seen obliquely, whose
-    projected box is the object."""
+    object is placed by Hough voting and GrabCut (S-IoU 0.29). The homography stretches
+    the box twice as much in one direction as in the other, with the background around
+    it: a plane seen obliquely, whose projected box is the object."""
     from classicpr.pipeline import run_query
     ds, q, ids, index = _tilt_index(prmini_root, tmp_path, "hpatches_v_dogman_q")
     image, box = ds.image_dir / ds.query_file(q), ds.query_box(q)
